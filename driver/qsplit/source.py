@@ -1,0 +1,66 @@
+"""The source side: one PgQ consumer on the source queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: int
+    prev_tick_id: int
+    cur_tick_id: int
+    cur_tick_time: dt.datetime
+    lag: float  # seconds from the batch's cur tick to now, on the source clock
+
+
+class Source:
+    def __init__(self, conn: psycopg2.extensions.connection, queue_name: str, consumer_name: str) -> None:
+        self.conn = conn
+        self.queue_name = queue_name
+        self.consumer_name = consumer_name
+
+    def register(self) -> bool:
+        """Register the consumer on the queue; True when it was not registered yet."""
+        with self.conn.cursor() as cur:
+            cur.execute("select pgq.register_consumer(%s, %s)", (self.queue_name, self.consumer_name))
+            (created,) = cur.fetchone()
+        self.conn.commit()
+        return created == 1
+
+    def next_batch(self) -> Batch | None:
+        """Take the next batch (or the one still open for this consumer)."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.cur_tick_time,"
+                "       extract(epoch from now() - b.cur_tick_time)::float8"
+                "  from pgq.next_batch_custom(%s, %s, NULL, NULL, NULL) b",
+                (self.queue_name, self.consumer_name),
+            )
+            row = cur.fetchone()
+        self.conn.commit()
+        if row is None or row[0] is None:
+            return None
+        return Batch(*row)
+
+    def copy_out(self, batch_id: int, sink) -> None:
+        """Write the batch's events as COPY text into *sink* (a file-like with
+        write()), in ev_id order, columns as pgq.batch_event_sql() gives them."""
+        with self.conn.cursor() as cur:
+            cur.execute("select pgq.batch_event_sql(%s)", (batch_id,))
+            (batch_sql,) = cur.fetchone()
+            # batch_sql is pgq's own query text for this batch (no event data in it)
+            cur.copy_expert(sql.SQL("copy ({}) to stdout").format(sql.SQL(batch_sql)), sink)
+        self.conn.commit()
+
+    def finish_batch(self, batch_id: int) -> None:
+        """Close the batch; it takes effect at commit()."""
+        with self.conn.cursor() as cur:
+            cur.execute("select pgq.finish_batch(%s)", (batch_id,))
+
+    def commit(self) -> None:
+        self.conn.commit()

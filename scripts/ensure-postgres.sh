@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Make this machine ready for qsplit's demo and tests, idempotently:
+#   - the local PostgreSQL cluster is running (started when it is down);
+#   - the pgq extension and pgqd are installed (Debian packages).
+# Prints what it does; does nothing when all is in place.
+set -euo pipefail
+
+PGVER=${PGVER:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}
+if [ -z "$PGVER" ]; then
+    echo "ensure-postgres: no PostgreSQL cluster under /etc/postgresql; install postgresql first" >&2
+    exit 1
+fi
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "ensure-postgres: need root for: $*" >&2; exit 1; fi
+}
+
+if ! pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; then
+    echo "ensure-postgres: starting PostgreSQL $PGVER"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}" && break; sleep 1; done
+fi
+
+if [ ! -f "/usr/share/postgresql/$PGVER/extension/pgq.control" ] || ! command -v pgqd >/dev/null; then
+    echo "ensure-postgres: installing postgresql-$PGVER-pgq3 and pgqd"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PGVER-pgq3" pgqd >/dev/null
+fi

@@ -1,0 +1,45 @@
+create or replace function qsplit.prepare_staging()
+returns void as $$
+-- ----------------------------------------------------------------------
+-- Function: qsplit.prepare_staging(0)
+--
+--      Create this session's staging table pg_temp.qsplit_staging, the
+--      table the driver fills with COPY before it calls
+--      qsplit.apply_batch().  Call it once per connection, in its own
+--      transaction; calling it again is harmless.
+--
+--      Why a per-session TEMP table and not a shared unlogged one:
+--        - it writes no WAL and lives in local buffers: staging costs
+--          about one memory copy of the batch;
+--        - every session has its own, so two drivers (even on the same
+--          consumer) never see each other's rows, and no consumer key,
+--          lock or cleanup is needed;
+--        - ON COMMIT DELETE ROWS empties it at the end of each batch's
+--          transaction, and a crashed driver leaves nothing behind: the
+--          table dies with its session;
+--        - no dead rows pile up, so it needs no vacuum.
+--
+--      The columns are those of pgq.batch_event_sql(), in its order, so
+--      the source's COPY output loads as it is.
+--
+-- Returns:
+--      nothing
+-- ----------------------------------------------------------------------
+begin
+    if pg_catalog.to_regclass('pg_temp.qsplit_staging') is not null then
+        return;
+    end if;
+    create temp table qsplit_staging (
+        ev_id       bigint,
+        ev_time     timestamptz,
+        ev_txid     bigint,
+        ev_retry    int4,
+        ev_type     text,
+        ev_data     text,
+        ev_extra1   text,
+        ev_extra2   text,
+        ev_extra3   text,
+        ev_extra4   text
+    ) on commit delete rows;
+end;
+$$ language plpgsql;

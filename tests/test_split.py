@@ -1,0 +1,183 @@
+"""End to end through the real qsplit-driver: the seed's USECASE, many
+batches over several queues, the crash window, position checks, odd data."""
+
+from __future__ import annotations
+
+import psycopg2
+
+from helpers import EVENT_FIELDS
+
+
+def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:
+    """Read a target queue the way a batch-processing consumer does:
+    pgq.next_batch / pgq.get_batch_events / pgq.finish_batch."""
+    conn = cluster.dst()
+    events = []
+    with conn.cursor() as cur:
+        while True:
+            cur.execute("select pgq.force_tick(%s); select pgq.ticker(%s)", (queue, queue))
+            cur.execute("select pgq.next_batch(%s, %s)", (queue, consumer))
+            (batch_id,) = cur.fetchone()
+            if batch_id is None:
+                return events
+            cur.execute(
+                "select ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_time"
+                " from pgq.get_batch_events(%s) order by ev_id",
+                (batch_id,),
+            )
+            got = cur.fetchall()
+            cur.execute("select pgq.finish_batch(%s)", (batch_id,))
+            if not got:
+                return events
+            events.extend(got)
+
+
+def test_usecase_end_to_end(usecase):
+    c = usecase
+    # consumers on the target register before the split, like a batch server's
+    for q in ("queue.event1", "queue.event2"):
+        c.dst_exec("select pgq.register_consumer(%s, 'reader')", (q,))
+    ini = c.write_ini()
+    first = c.run_driver("--once", str(ini))  # registers the consumer on singlequeue
+    assert first.returncode == 0, first.stderr + c.log_text()
+
+    c.src_exec("INSERT INTO queue.event1 (id, name) VALUES (1, 'user');")
+    c.src_exec("INSERT INTO queue.event1 (id, name) VALUES (2, 'user two');")
+    c.src_exec("INSERT INTO queue.event2 (id, name) VALUES (1, 'other');")
+    c.tick()
+    result = c.run_driver("--once", str(ini))
+    assert result.returncode == 0, result.stderr + c.log_text()
+
+    # SKIP: the rows themselves were never stored on the source
+    assert c.src_exec("select count(*) from queue.event1") == [(0,)]
+    src = {row[0]: row[1:] for row in c.source_events()}
+    source_times = [row[1] for row in c.source_events()]
+
+    e1 = read_through_consumer(c, "queue.event1")
+    e2 = read_through_consumer(c, "queue.event2")
+    assert [(t, d, x1) for t, d, x1, *_ in e1] == [
+        ("I:id", "id=1&name=user", "queue.event1"),
+        ("I:id", "id=2&name=user+two", "queue.event1"),
+    ]
+    assert [(t, d, x1) for t, d, x1, *_ in e2] == [("I:id", "id=1&name=other", "queue.event2")]
+    # every field, ev_time included, equals the source event's
+    got = sorted((ev[6], ev[0], ev[1], ev[2], ev[3], ev[4], ev[5]) for ev in e1 + e2)
+    assert got == sorted(src.values())
+    assert sorted(ev[6] for ev in e1 + e2) == sorted(source_times)
+    log = c.log_text()
+    assert '"queue.event1": 2' in log and '"queue.event2": 1' in log
+
+
+def produce(cluster, queues, per_batch: int, batches: int, start: int = 0) -> None:
+    """batches x per_batch events spread over *queues*, one tick per batch."""
+    conn = cluster.src()
+    with conn.cursor() as cur:
+        for b in range(batches):
+            cur.execute(
+                "select pgq.insert_event('singlequeue', 'ev', 'n=' || i, (%s::text[])[1 + i %% %s], 'x2', NULL, 'x4')"
+                "  from generate_series(%s, %s) i",
+                (list(queues), len(queues), start + b * per_batch, start + (b + 1) * per_batch - 1),
+            )
+            cluster.tick()
+
+
+def assert_split_exact(cluster, queues) -> None:
+    """Every target queue holds exactly its source events, in source order."""
+    by_queue: dict[str, list[tuple]] = {q: [] for q in queues}
+    for ev in cluster.source_events():
+        by_queue[ev[EVENT_FIELDS.index("ev_extra1") + 1]].append(ev[1:])
+    for q in queues:
+        assert cluster.target_events(q) == by_queue[q], q
+
+
+def test_many_batches_several_queues(cluster):
+    queues = [f"q{i}" for i in range(5)]
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    for q in queues:
+        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
+    ini = cluster.write_ini()
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    produce(cluster, queues, per_batch=997, batches=6)
+    result = cluster.run_driver("--once", str(ini))
+    assert result.returncode == 0, result.stderr + cluster.log_text()
+    assert sum(cluster.target_queue_counts().values()) == 6 * 997
+    assert_split_exact(cluster, queues)
+    assert cluster.log_text().count(" applied: {count: 997,") == 6
+    # nothing is left to do, and a second run moves nothing twice
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    assert_split_exact(cluster, queues)
+
+
+def test_crash_after_target_commit_replays_and_skips(cluster):
+    queues = ["a", "b"]
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    for q in queues:
+        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
+    ini = cluster.write_ini()
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    produce(cluster, queues, per_batch=100, batches=1)
+
+    crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_target_commit"})
+    assert crashed.returncode == -9  # SIGKILL, like a power cut
+    # the target has the batch, the source still has it open
+    assert sum(cluster.target_queue_counts().values()) == 100
+    open_batches = cluster.src_exec(
+        "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
+        " where co.co_name = 'test_splitter' and s.sub_batch is not null"
+    )
+    assert open_batches == [(1,)]
+
+    again = cluster.run_driver("--once", str(ini))
+    assert again.returncode == 0, again.stderr + cluster.log_text()
+    assert "skipped, already applied on the target" in cluster.log_text()
+    assert_split_exact(cluster, queues)  # no duplicates
+    assert cluster.src_exec(
+        "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
+        " where co.co_name = 'test_splitter' and s.sub_batch is not null"
+    ) == [(0,)]
+
+
+def test_position_mismatch_raises_qs001_and_applies_nothing(cluster):
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    cluster.dst_exec("select pgq.create_queue('a')")
+    ini = cluster.write_ini()
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    produce(cluster, ["a"], per_batch=10, batches=1)
+    cluster.dst_exec("insert into qsplit.consumer (consumer_name, last_tick_id) values ('test_splitter', 999)")
+
+    result = cluster.run_driver("--once", str(ini))
+    assert result.returncode == 1
+    log = cluster.log_text()
+    assert "QS001" in log and "lost its position" in log and "tick 999" in log and "--rewind" in log
+    assert "Traceback" not in log + result.stderr
+    assert cluster.target_events("a") == []
+    assert cluster.dst_exec("select last_tick_id from qsplit.consumer") == [(999,)]
+
+
+def test_odd_data_arrives_byte_exact(cluster):
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    for q in ("odd", "tab\tqueue"):
+        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
+    ini = cluster.write_ini()
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    values = [
+        ("tab\there", "line\nbreak\r\nwin", "back\\slash\\N", "quo'te \"dq\"", "\\.", "ünïcödé 日本 🎉"),
+        (None, None, None, None, None, None),
+        ("", "", "", "", "", ""),
+        ("\\N", "\\\\", "a\\tb", "x" * 5000, "\x01\x1f\x7f", "end\\"),
+    ]
+    conn = cluster.src()
+    with conn.cursor() as cur:
+        for typ, data, x2, x3, x4, extra in values:
+            cur.execute(
+                "select pgq.insert_event('singlequeue', %s, %s, 'odd', %s, %s, %s)", (typ, data, x2, x3, x4)
+            )
+            cur.execute(
+                "select pgq.insert_event('singlequeue', %s, %s, 'tab\tqueue', %s, %s, %s)", (extra, data, x4, x3, x2)
+            )
+    cluster.tick()
+    result = cluster.run_driver("--once", str(ini))
+    assert result.returncode == 0, result.stderr + cluster.log_text()
+    assert_split_exact(cluster, ["odd", "tab\tqueue"])
+    got = cluster.target_events("odd")
+    assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
