@@ -19,7 +19,16 @@
 
 -- Group: Internal helpers
 \ir functions/qsplit._route_column.sql
+\ir functions/qsplit._record_batch_stats.sql
 
 -- Group: Driver API
 \ir functions/qsplit.prepare_staging.sql
 \ir functions/qsplit.apply_batch.sql
+
+-- Group: Consumer management
+\ir functions/qsplit.take_over_position.sql
+\ir functions/qsplit.reset_position.sql
+
+-- Group: Status views
+\ir views/qsplit.queue_status.sql
+\ir views/qsplit.consumer_status.sql

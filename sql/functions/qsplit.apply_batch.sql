@@ -160,6 +160,8 @@ begin
         return next;
     end loop;
 
+    -- exact counts for the status views, in this same transaction
+    perform qsplit._record_batch_stats(i_consumer, i_batch_id, v_queues, v_counts);
     return;
 end;
 $$ language plpgsql;

@@ -1,0 +1,44 @@
+create or replace function qsplit._record_batch_stats(
+    i_consumer      text,
+    i_batch_id      bigint,
+    i_queue_names   text[],
+    i_counts        bigint[],
+    i_actions       text[] default null)
+returns void as $$
+-- ----------------------------------------------------------------------
+-- Function: qsplit._record_batch_stats(5)
+--
+--      Add one batch's per-queue counts to qsplit.queue_stats.  Called by
+--      qsplit.apply_batch after routing, inside the batch's transaction:
+--      the counts commit with the events or not at all, so they are exact.
+--      The consumer's row in qsplit.consumer is already locked by the
+--      caller, so two drivers never race on the same counters.
+--
+-- Parameters:
+--      i_consumer    - consumer name
+--      i_batch_id    - the source batch being applied
+--      i_queue_names - target queue name per entry (NULL entries are
+--                      recorded under the empty name)
+--      i_counts      - events per entry, same length as i_queue_names
+--      i_actions     - what happened to them per entry: 'inserted'
+--                      (the default when NULL), or a policy's word such
+--                      as 'skipped' or 'dead_letter'
+--
+-- Returns:
+--      nothing
+-- ----------------------------------------------------------------------
+begin
+    insert into qsplit.queue_stats as st
+            (consumer_name, queue_name, action, n_events, n_batches, last_batch_id, last_applied_at)
+        select i_consumer, coalesce(e.queue_name, ''), coalesce(e.action, 'inserted'),
+               sum(e.n), 1, i_batch_id, now()
+          from unnest(i_queue_names, i_counts, i_actions) as e(queue_name, n, action)
+         where e.n > 0
+         group by coalesce(e.queue_name, ''), coalesce(e.action, 'inserted')
+        on conflict (consumer_name, queue_name, action) do update
+            set n_events = st.n_events + excluded.n_events,
+                n_batches = st.n_batches + 1,
+                last_batch_id = excluded.last_batch_id,
+                last_applied_at = excluded.last_applied_at;
+end;
+$$ language plpgsql;
