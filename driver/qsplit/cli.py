@@ -254,6 +254,7 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
                  cfg.queue_field)
         splitter = Splitter(cfg, failpoints)
         splitter.log_statements = args.verbose >= 2
+        control.on_stop_now(splitter.cancel)
 
         def reload() -> Config | None:
             try:

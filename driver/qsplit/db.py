@@ -24,6 +24,8 @@ def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None 
     *log_statements* every statement is logged at DEBUG (-vv)."""
     extra = with_defaults(dsn, {"application_name": application_name[:63], **(defaults or {})})
     kwargs: dict = dict(extra)
+    logging.getLogger("qsplit").debug("connecting: %s %s", describe(dsn),
+                                      " ".join(f"{k}={v}" for k, v in extra.items()))
     if log_statements:
         kwargs["connection_factory"] = psycopg2.extras.LoggingConnection
     conn = psycopg2.connect(dsn, **kwargs)

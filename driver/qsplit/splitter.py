@@ -101,7 +101,6 @@ class Splitter:
         app = f"qsplit-driver {cfg.job_name}"
         defaults = db.connection_defaults(cfg.connect_timeout, cfg.keepalive_idle, cfg.keepalive_interval,
                                           cfg.keepalive_count)
-        log.debug("connecting to source %s and target %s", db.describe(cfg.src_db), db.describe(cfg.dst_db))
         src = db.connect(cfg.src_db, app, defaults=defaults, log_statements=self.log_statements)
         try:
             dst = db.connect(cfg.dst_db, app, defaults=defaults, log_statements=self.log_statements)
@@ -118,6 +117,13 @@ class Splitter:
                      cfg.consumer_name, taken)
         if self.source.register():
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
+
+    def cancel(self) -> None:
+        """Cancel the statements in progress on both connections (called from
+        another thread when a stop-now signal arrives)."""
+        for side in (self.source, self.target):
+            if side is not None and not side.conn.closed:
+                side.conn.cancel()
 
     def close(self) -> None:
         for side in (self.source, self.target):
@@ -181,6 +187,7 @@ class Splitter:
         idle_since = idle_logged = time.monotonic()
         try:
             while True:
+                control.check()
                 if control.stop_requested:
                     log.info("stop requested (SIGINT): exiting between batches")
                     return 0
@@ -191,6 +198,7 @@ class Splitter:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    control.check()  # a statement cancelled by a stop-now signal is no error
                     message = _describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
