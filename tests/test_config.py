@@ -8,10 +8,17 @@ import re
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, Cluster
 from test_split import produce
 
 from qsplit.config import KEYS
+
+
+@pytest.fixture
+def offline(tmp_path) -> Cluster:
+    """A Cluster whose databases are never used: for tests that stop at the
+    config file."""
+    return Cluster(src_dsn="dbname=unused_src", dst_dsn="dbname=unused_dst", workdir=tmp_path)
 
 
 def _queues(cluster, *names):
@@ -97,9 +104,9 @@ def test_unknown_keys_and_use_skylog_warn_once(cluster):
         ({"dst_db": "host='unterminated"}, "dst_db = <hidden>: not a valid libpq connection string"),
     ],
 )
-def test_bad_values_one_clear_line(cluster, keys, message):
-    ini = cluster.write_ini(name="bad.ini", **keys)
-    result = cluster.run_driver("--once", str(ini))
+def test_bad_values_one_clear_line(offline, keys, message):
+    ini = offline.write_ini(name="bad.ini", **keys)
+    result = offline.run_driver("--once", str(ini))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -107,12 +114,12 @@ def test_bad_values_one_clear_line(cluster, keys, message):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_file_and_missing_section(cluster):
-    missing = cluster.run_driver("--once", str(cluster.workdir / "nope.ini"))
+def test_missing_file_and_missing_section(offline):
+    missing = offline.run_driver("--once", str(offline.workdir / "nope.ini"))
     assert missing.returncode == 2 and "cannot read config file" in missing.stderr
-    other = cluster.workdir / "other.ini"
+    other = offline.workdir / "other.ini"
     other.write_text("[something]\nsrc_db = x\n")
-    result = cluster.run_driver("--once", str(other))
+    result = offline.run_driver("--once", str(other))
     assert result.returncode == 2 and "no [queue_splitter] section" in result.stderr
 
 

@@ -36,24 +36,35 @@ def test_stats_line_and_idle_keepalive(cluster):
                      r"\{\"a\": 5, \"b\": 5\}", line), line
 
 
-def test_log_rotates_by_size_and_survives_logrotate(cluster):
+def test_log_rotates_by_size_and_count(cluster):
     ini = _setup(cluster, log_size="1k", log_count="2", idle_log_interval="0")
     log = cluster.workdir / "log" / "test_splitter.log"
     driver = Driver(cluster, "-v", str(ini))
     try:
-        # many batches: many lines, several rotations
-        produce(cluster, ["a", "b"], per_batch=2, batches=30)
+        produce(cluster, ["a", "b"], per_batch=2, batches=30)  # many lines, several rotations
         wait_for(lambda: sum(cluster.target_queue_counts().values()) == 60, what="the batches")
         wait_for(lambda: log.with_name(log.name + ".2").exists(), what="two rotated files")
-        assert not log.with_name(log.name + ".3").exists()
-        assert all(p.stat().st_size <= 1024 + 512 for p in log.parent.iterdir())
+    finally:
+        driver.signal()
+        driver.wait(timeout=15)
+    assert not log.with_name(log.name + ".3").exists()
+    assert all(p.stat().st_size <= 1024 + 512 for p in log.parent.iterdir())
 
+
+def test_log_survives_logrotate_move_and_copytruncate(cluster):
+    ini = _setup(cluster, idle_log_interval="0")
+    log = cluster.workdir / "log" / "test_splitter.log"
+    driver = Driver(cluster, str(ini))
+    try:
+        produce(cluster, ["a"], per_batch=1, batches=1)
+        wait_for(lambda: "ticks" in cluster.log_text(), what="a stats line")
         # logrotate, create mode: the file is moved away; the driver writes a new one
         moved = log.with_name("moved.log")
         log.rename(moved)
+        size_moved = moved.stat().st_size
         produce(cluster, ["a"], per_batch=1, batches=1, start=100)
         wait_for(lambda: log.exists() and "ticks" in log.read_text(), what="a new log file")
-        size_moved = moved.stat().st_size
+        assert moved.stat().st_size == size_moved  # nothing more written into the moved file
         # logrotate, copytruncate mode: copy, then truncate in place
         shutil.copy(log, log.with_name("copied.log"))
         with log.open("r+") as f:
@@ -63,8 +74,8 @@ def test_log_rotates_by_size_and_survives_logrotate(cluster):
     finally:
         driver.signal()
         driver.wait(timeout=15)
-    assert moved.stat().st_size == size_moved  # nothing more written into the moved file
-    assert "\0" not in log.read_text()  # appended at the new end, no hole
+    assert log.read_text().startswith("20")  # appended at the new end: no hole of NUL bytes
+    assert "stopped by SIGTERM" in log.read_text()
 
 
 def test_outage_is_logged_once_then_retried_with_backoff(cluster):
