@@ -163,3 +163,10 @@ def test_help_reads_like_a_man_page():
         assert sig in text
     version = subprocess.run(DRIVER + ["-V"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("qsplit-driver ")
+
+
+def test_operations_doc_lists_every_key():
+    doc = (REPO / "docs" / "operations.md").read_text()
+    table = doc[doc.index("## Configuration reference"):doc.index("## Command line")]
+    for key in KEYS:
+        assert f"| `{key.name}`" in table, key.name
