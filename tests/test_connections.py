@@ -102,7 +102,10 @@ def test_timeouts_and_keepalives_added_unless_set_and_passwords_hidden(cluster):
         dst_db=f"{cluster.dst_dsn} password='{secret}' keepalives_idle=7 connect_timeout=4",
     )
     cluster.src_exec("select pgq.create_queue('singlequeue')")
-    result = cluster.run_driver("-v", "--once", str(ini))
+    cluster.dst_exec("select pgq.create_queue('a')")
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    produce(cluster, ["a"], per_batch=3, batches=1)
+    result = cluster.run_driver("-vv", "--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
     log = cluster.log_text()
     lines = [line for line in log.splitlines() if "connecting:" in line]
@@ -111,6 +114,8 @@ def test_timeouts_and_keepalives_added_unless_set_and_passwords_hidden(cluster):
     assert re.search(r"connect_timeout=15 keepalives=1 keepalives_idle=60 keepalives_interval=10", src_line)
     assert "keepalives_idle=7" in dst_line and "connect_timeout=4" in dst_line
     assert "keepalives_idle=60" not in dst_line and "connect_timeout=15" not in dst_line
+    assert "qsplit.apply_batch(" in log  # -vv: the statements
+    assert len(cluster.target_events("a")) == 3
     # a wrong host fails within connect_timeout and never shows the password
     bad = cluster.write_ini(name="bad.ini", src_db=f"host=10.255.255.1 connect_timeout=1 password={secret}")
     failed = cluster.run_driver("-vv", "--once", str(bad), timeout=30)

@@ -124,8 +124,8 @@ def test_rewind_without_target_position_and_while_running(cluster):
 def _create_pgq_ext(cluster, layout: str) -> None:
     """pgq_ext's tracking table as an existing deployment has it."""
     if layout == "skytools3":
-        table = ("create table pgq_ext.completed_tick (consumer_id text not null, subconsumer_id text not null"
-                 " default '', last_tick_id bigint not null, primary key (consumer_id, subconsumer_id))")
+        table = ("create table pgq_ext.completed_tick (consumer_id text, subconsumer_id text default '',"
+                 " last_tick_id bigint, primary key (consumer_id, subconsumer_id))")
     else:
         table = "create table pgq_ext.completed_tick (consumer_id text primary key, last_tick_id bigint not null)"
     cluster.dst_exec(f"create schema pgq_ext; {table}")

@@ -27,7 +27,7 @@ def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None 
     logging.getLogger("qsplit").debug("connecting: %s %s", describe(dsn),
                                       " ".join(f"{k}={v}" for k, v in extra.items()))
     if log_statements:
-        kwargs["connection_factory"] = psycopg2.extras.LoggingConnection
+        kwargs["connection_factory"] = _StatementLog
     conn = psycopg2.connect(dsn, **kwargs)
     if log_statements:
         conn.initialize(logging.getLogger("qsplit.sql"))
@@ -36,6 +36,13 @@ def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None 
         cur.execute(_SESSION_SETUP)
     conn.commit()
     return conn
+
+
+class _StatementLog(psycopg2.extras.LoggingConnection):
+    """-vv: every statement to the log, as text."""
+
+    def filter(self, msg, curs):  # noqa: A003 - psycopg2's hook name
+        return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
 
 
 def with_defaults(dsn: str, defaults: dict[str, str]) -> dict[str, str]:
