@@ -9,7 +9,6 @@ import re
 import pytest
 
 from helpers import REPO, Cluster
-from test_split import produce
 
 from qsplit.config import KEYS
 

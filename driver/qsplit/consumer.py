@@ -8,7 +8,6 @@ under a running driver is how batches get lost or doubled.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,7 +16,6 @@ import psycopg2.extensions
 from . import db
 from .config import Config
 
-log = logging.getLogger("qsplit")
 
 
 class ManagementError(Exception):
