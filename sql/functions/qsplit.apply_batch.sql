@@ -143,7 +143,7 @@ begin
                 i_consumer, i_batch_id, quote_literal(v_disabled[1])
             using errcode = 'QS006',
                   detail = 'Nothing of this batch was applied; the batch stays open on the source and is retried.',
-                  hint = format('Enable inserts again: select pgq.set_queue_config(%L, ''queue_disable_insert'', ''false'');', v_disabled[1]);
+                  hint = format('Find out who disabled it (londiste and pgq_node do, on purpose); to enable inserts: update pgq.queue set queue_disable_insert = false where queue_name = %L;', v_disabled[1]);
     end if;
 
     for v_i in 1 .. array_length(v_queues, 1) loop
