@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg2
 
-from helpers import EVENT_FIELDS
+from helpers import EVENT_FIELDS, REPO as REPO_ROOT
 
 
 def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:
@@ -181,3 +181,27 @@ def test_odd_data_arrives_byte_exact(cluster):
     assert_split_exact(cluster, ["odd", "tab\tqueue"])
     got = cluster.target_events("odd")
     assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
+
+
+def test_seed_example_ini_with_dsns_adjusted(usecase, tmp_path):
+    """The shipped queue_splitter example ini, only its DSNs (and queue name)
+    changed, drives a logutriga stream exactly once; ~ paths expand to $HOME."""
+    c = usecase
+    example = (REPO_ROOT / "examples" / "queue_splitter.ini").read_text()
+    ini = tmp_path / "queue_splitter.ini"
+    ini.write_text(
+        example.replace("dbname=sourcedb", c.src_dsn).replace("dbname=targetdb", c.dst_dsn).replace("= sourceq", "= singlequeue")
+    )
+    env = {"HOME": str(tmp_path)}
+    assert c.run_driver("--once", str(ini), env=env).returncode == 0
+    c.src_exec("insert into queue.event1 select i, 'n' || i from generate_series(1, 300) i")
+    c.src_exec("insert into queue.event2 select i, 'm' || i from generate_series(1, 200) i")
+    c.tick()
+    result = c.run_driver("--once", str(ini), env=env)
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "log" / "queue_spliter_sourcedb_sourceq_targetdb.log").read_text()
+    assert '{"queue.event1": 300, "queue.event2": 200}' in log
+    assert_split_exact(c, ["queue.event1", "queue.event2"])
+    # a second run finds nothing new and doubles nothing
+    assert c.run_driver("--once", str(ini), env=env).returncode == 0
+    assert c.target_queue_counts() == {"queue.event1": 300, "queue.event2": 200}
