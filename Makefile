@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test clean
+.PHONY: help venv prereqs install-sql demo test clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
@@ -29,10 +29,10 @@ install-sql: venv
 	@if [ -z "$(DSN)" ]; then echo "usage: make install-sql DSN='<libpq conninfo of the target database>'" >&2; exit 2; fi
 	@QSPLIT_DSN="$$DSN" $(BIN)/alembic -c alembic.ini upgrade head
 
-demo: venv prereqs
+demo: prereqs venv
 	@scripts/demo.sh
 
-test: venv prereqs
+test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -15,6 +15,8 @@
 --          was not called on this connection)
 --   QS005  unknown queue_field: not one of extra1..extra4, type
 --   QS006  target queue refuses inserts (queue_disable_insert is set)
+--   QS007  the consumer's target position was written by another source
+--          queue (same tick id, other tick time)
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers

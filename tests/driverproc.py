@@ -40,11 +40,17 @@ def home_env(cluster: Cluster) -> dict[str, str]:
     return {"HOME": str(cluster.workdir)}
 
 
-def manual_ini(cluster: Cluster, queue: str = "singlequeue", extra: str = "") -> Path:
-    """The queue_splitter manual's example ini, connection strings filled in."""
-    text = (REPO / "tests" / "ini" / "queue_splitter_manual.ini").read_text()
-    text = text.format(src_db=cluster.src_dsn, dst_db=cluster.dst_dsn, queue=queue) + extra
-    path = cluster.workdir / "queue_splitter_test.ini"
+EXAMPLE_JOB = "queue_spliter_sourcedb_sourceq_targetdb"
+
+
+def example_ini(cluster: Cluster, queue: str = "singlequeue") -> Path:
+    """The shipped queue_splitter example ini (examples/queue_splitter.ini),
+    only its connection strings and queue name changed; with home_env() its
+    ~/log and ~/pid land in the test's directory."""
+    text = (REPO / "examples" / "queue_splitter.ini").read_text()
+    text = (text.replace("dbname=sourcedb", cluster.src_dsn).replace("dbname=targetdb", cluster.dst_dsn)
+            .replace("= sourceq", f"= {queue}"))
+    path = cluster.workdir / "queue_splitter.ini"
     path.write_text(text)
     return path
 

@@ -1,5 +1,5 @@
 """Process control through the real CLI, as an init script uses it: -d with
-the queue_splitter manual's ini, the pid file, -r / -s / -k, SIGTERM and a
+the shipped queue_splitter example ini, the pid file, -r / -s / -k, SIGTERM and a
 double SIGINT in the middle of a batch."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import signal
 import subprocess
 import time
 
-from driverproc import (Driver, home_env, kill_quietly, manual_ini, open_batches, process_alive, wait_for,
-                        wait_for_lock_wait)
+from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
+                        wait_for, wait_for_lock_wait)
 from test_split import assert_split_exact, produce
 
 
@@ -20,9 +20,9 @@ def routed_event(cluster, x1: str, x2: str) -> None:
 def test_daemon_pidfile_reload_and_stop(usecase):
     c = usecase
     env = home_env(c)
-    ini = manual_ini(c)
-    pidfile = c.workdir / "pid" / "queue_splitter_test.pid"
-    logfile = c.workdir / "log" / "queue_splitter_test.log"
+    ini = example_ini(c)
+    pidfile = c.workdir / "pid" / f"{EXAMPLE_JOB}.pid"
+    logfile = c.workdir / "log" / f"{EXAMPLE_JOB}.log"
 
     started = c.run_driver("-d", str(ini), env=env)
     assert started.returncode == 0, started.stderr

@@ -163,7 +163,11 @@ class Splitter:
 
     def _finish(self, batch: Batch, count: int, queues: list[QueueResult], started: float) -> BatchStats:
         assert self.source is not None
-        self.source.finish_batch(batch.batch_id)
+        if not self.source.finish_batch(batch.batch_id):
+            log.warning(
+                "batch %d was already finished on the source: another driver on consumer %r is running",
+                batch.batch_id, self.config.consumer_name,
+            )
         self.failpoints.hit("after_finish_batch")
         self.source.commit()
         stats = BatchStats(batch, count, time.monotonic() - started, queues, idle=started - self._last_batch_end)

@@ -43,8 +43,20 @@ class Target:
         """Route the staged rows; the transaction stays open for commit()."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "select queue_name, n_events, action from qsplit.apply_batch(%s, %s, %s, %s, %s)",
-                (consumer_name, batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, queue_field),
+                "select queue_name, n_events, action from qsplit.apply_batch("
+                " i_consumer => %(consumer)s, i_batch_id => %(batch_id)s,"
+                " i_prev_tick_id => %(prev_tick_id)s, i_cur_tick_id => %(cur_tick_id)s,"
+                " i_prev_tick_time => %(prev_tick_time)s, i_cur_tick_time => %(cur_tick_time)s,"
+                " i_queue_field => %(queue_field)s)",
+                {
+                    "consumer": consumer_name,
+                    "batch_id": batch.batch_id,
+                    "prev_tick_id": batch.prev_tick_id,
+                    "cur_tick_id": batch.cur_tick_id,
+                    "prev_tick_time": batch.prev_tick_time,
+                    "cur_tick_time": batch.cur_tick_time,
+                    "queue_field": queue_field,
+                },
             )
             return [QueueResult(*row) for row in cur.fetchall()]
 

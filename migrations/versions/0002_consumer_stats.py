@@ -4,7 +4,8 @@ One row per consumer, target queue and action (inserted, and whatever a
 routing policy adds: skipped, dead_letter, ...), kept by qsplit.apply_batch
 through qsplit._record_batch_stats in the batch's own transaction, so the
 counts are exact.  The views qsplit.consumer_status and qsplit.queue_status
-(sql/views/) read it.
+(sql/views/) read it.  No foreign key to qsplit.consumer: the counts are
+history and stay when a position row is deleted by hand.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,8 +24,7 @@ def upgrade() -> None:
     op.execute(
         """
         create table qsplit.queue_stats (
-            consumer_name    text not null
-                             references qsplit.consumer (consumer_name) on delete cascade,
+            consumer_name    text not null,
             queue_name       text not null,
             action           text not null default 'inserted',
             n_events         bigint not null default 0,

@@ -4,12 +4,14 @@ create or replace function qsplit.apply_batch(
     in i_prev_tick_id   bigint,
     in i_cur_tick_id    bigint,
     in i_queue_field    text default 'extra1',
+    in i_prev_tick_time timestamptz default null,
+    in i_cur_tick_time  timestamptz default null,
     out queue_name      text,
     out n_events        bigint,
     out action          text)
 returns setof record as $$
 -- ----------------------------------------------------------------------
--- Function: qsplit.apply_batch(5)
+-- Function: qsplit.apply_batch(7)
 --
 --      Apply one source batch, staged by COPY in pg_temp.qsplit_staging,
 --      to the target queues: each event goes into the queue named by its
@@ -38,6 +40,8 @@ returns setof record as $$
 --      i_cur_tick_id   - the batch's cur_tick_id from pgq.next_batch*
 --      i_queue_field   - event field naming the target queue: extra1 (default),
 --                        extra2, extra3, extra4 or type
+--      i_prev_tick_time, i_cur_tick_time - the batch's tick times from
+--                        pgq.next_batch* (NULL: check tick ids only)
 --
 -- Returns:
 --      one row per target queue: (queue_name, n_events, 'inserted');
@@ -47,12 +51,15 @@ returns setof record as $$
 -- Errors:
 --      QS001 - lost position; QS002 - unknown target queue;
 --      QS003 - NULL routing value; QS004 - staging table missing;
---      QS005 - unknown queue_field; QS006 - target queue refuses inserts.
+--      QS005 - unknown queue_field; QS006 - target queue refuses inserts;
+--      QS007 - the position was written by another source queue.
 --      Each error names the consumer and the batch; its HINT says what to do.
 -- ----------------------------------------------------------------------
 declare
     v_col       text;
     v_last_tick bigint;
+    v_last_time timestamptz;
+    v_tick_time timestamptz;
     v_queues    text[];
     v_counts    bigint[];
     v_missing   text[];
@@ -62,10 +69,18 @@ declare
     v_i         int;
 begin
     v_col := qsplit._route_column(i_queue_field);
+    if v_col is null then
+        raise exception 'qsplit: consumer "%" batch %: unknown queue_field %',
+                i_consumer, i_batch_id, coalesce(quote_literal(i_queue_field), 'NULL')
+            using errcode = 'QS005',
+                  detail = 'queue_field names the event field that holds the target queue name.',
+                  hint = 'Set queue_field to one of extra1, extra2, extra3, extra4, type.';
+    end if;
     if pg_catalog.to_regclass('pg_temp.qsplit_staging') is null then
         raise exception 'qsplit: consumer "%" batch %: staging table pg_temp.qsplit_staging does not exist in this session',
                 i_consumer, i_batch_id
             using errcode = 'QS004',
+                  detail = 'The driver COPYs each batch into this session''s staging table before calling qsplit.apply_batch().',
                   hint = 'Call qsplit.prepare_staging() once on this connection, then COPY the batch into pg_temp.qsplit_staging.';
     end if;
 
@@ -74,10 +89,21 @@ begin
     insert into qsplit.consumer as c (consumer_name)
         values (i_consumer)
         on conflict (consumer_name) do nothing;
-    select c.last_tick_id into v_last_tick
+    select c.last_tick_id, c.last_tick_time into v_last_tick, v_last_time
         from qsplit.consumer c
         where c.consumer_name = i_consumer
         for update;
+
+    -- the recorded tick time must be the one of the tick it is compared with
+    v_tick_time := case v_last_tick when i_cur_tick_id then i_cur_tick_time
+                                    when i_prev_tick_id then i_prev_tick_time end;
+    if v_last_time is not null and v_tick_time is not null and v_last_time <> v_tick_time then
+        raise exception 'qsplit: consumer "%" batch %: the target position (tick % of %) was written by another source queue; this batch''s tick % is of %',
+                i_consumer, i_batch_id, v_last_tick, v_last_time, v_last_tick, v_tick_time
+            using errcode = 'QS007',
+                  detail = 'Tick ids restart at 1 in every queue: two source queues (another database, or a re-created queue) are using one consumer name on this target. Nothing was applied.',
+                  hint = 'Give each source its own consumer name (pgq_consumer_id or job_name). If the source queue was re-created on purpose, forget the old position: delete from qsplit.consumer where consumer_name = ' || quote_literal(i_consumer) || ';';
+    end if;
 
     if v_last_tick = i_cur_tick_id then
         queue_name := null;
@@ -90,13 +116,15 @@ begin
                 i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, v_last_tick
             using errcode = 'QS001',
                   detail = 'The source consumer and the target position disagree, so applying this batch could lose or double events.',
-                  hint = 'Reposition the source consumer at the target''s tick (qsplit-driver --rewind), or make the target forget its position (qsplit-driver --reset) if you know the events are handled.';
+                  hint = format('Either reposition the source consumer at the target''s tick (on the source: select pgq.register_consumer_at(<queue>, %L, %s);), or, if the events up to this batch are handled, make the target forget its position (on the target: delete from qsplit.consumer where consumer_name = %L;).',
+                                i_consumer, v_last_tick, i_consumer);
     end if;
 
     -- the new position commits with the events or not at all: any error
     -- below rolls back both
     update qsplit.consumer c
         set last_tick_id = i_cur_tick_id,
+            last_tick_time = i_cur_tick_time,
             last_batch_id = i_batch_id,
             last_applied_at = now()
         where c.consumer_name = i_consumer;
@@ -143,7 +171,7 @@ begin
                 i_consumer, i_batch_id, quote_literal(v_disabled[1])
             using errcode = 'QS006',
                   detail = 'Nothing of this batch was applied; the batch stays open on the source and is retried.',
-                  hint = format('Enable inserts again: select pgq.set_queue_config(%L, ''queue_disable_insert'', ''false'');', v_disabled[1]);
+                  hint = format('Find out who disabled it (londiste and pgq_node do, on purpose); to enable inserts: update pgq.queue set queue_disable_insert = false where queue_name = %L;', v_disabled[1]);
     end if;
 
     for v_i in 1 .. array_length(v_queues, 1) loop

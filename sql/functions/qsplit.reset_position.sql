@@ -27,7 +27,8 @@ begin
         where c.consumer_name = i_consumer
         for update;
     update qsplit.consumer c
-        set last_tick_id = null
+        set last_tick_id = null,
+            last_tick_time = null
         where c.consumer_name = i_consumer;
     return v_tick;
 end;

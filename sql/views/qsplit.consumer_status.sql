@@ -12,6 +12,7 @@
 create or replace view qsplit.consumer_status as
 select c.consumer_name,
        c.last_tick_id,
+       c.last_tick_time,
        c.last_batch_id,
        c.last_applied_at,
        now() - c.last_applied_at as since_last_batch,
