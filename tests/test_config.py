@@ -112,6 +112,10 @@ def test_set_overrides_keys(cluster):
     result = cluster.run_driver("--once", "--set", "queue_field=extra2", "--set", "loop_delay=0", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
     assert cluster.target_queue_counts() == {"a": 0, "b": 1}
+    # -q: warnings and errors only
+    quiet = cluster.run_driver("-q", "--once", "--set", "logfile=%(job_name)s-quiet.log", str(ini))
+    assert quiet.returncode == 0
+    assert (cluster.workdir / "test_splitter-quiet.log").read_text() == ""
     bad = cluster.run_driver("--once", "--set", "loop_delay", str(ini))
     assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr
 

@@ -48,6 +48,14 @@ def test_daemon_pidfile_reload_and_stop(usecase):
         c.tick()
         wait_for(lambda: len(c.target_events("queue.event2")) == 1, what="the event routed by extra2")
         assert len(c.target_events("queue.event1")) == 1
+        # and the log level: at warning, batches no longer make a line
+        ini.write_text(ini.read_text() + "log_level = warning\n")
+        assert c.run_driver("-r", str(ini), env=env).returncode == 0
+        wait_for(lambda: logfile.read_text().count("config reloaded") == 2, what="the second reload")
+        lines_before = logfile.read_text().count(" applied: ")
+        routed_event(c, "queue.event1", "queue.event2")
+        c.tick()
+        wait_for(lambda: len(c.target_events("queue.event2")) == 2, what="a batch at log level warning")
 
         # -s: exits after the batch, removes its pidfile
         stop = c.run_driver("-s", str(ini), env=env)
@@ -55,7 +63,7 @@ def test_daemon_pidfile_reload_and_stop(usecase):
         wait_for(lambda: not process_alive(pid), what="the daemon to exit")
         assert not pidfile.exists()
         log = logfile.read_text()
-        assert "stop requested (SIGINT)" in log
+        assert log.count(" applied: ") == lines_before == 2
         assert "Traceback" not in log
         # nothing left to signal
         gone = c.run_driver("-s", str(ini), env=env)
@@ -96,6 +104,11 @@ def test_stale_pidfile_is_replaced_live_one_refuses(cluster):
         assert f"names running process {live.pid}" in refused.stderr
         assert pidfile.read_text().strip() == str(live.pid)
         assert cluster.target_events("a") == []
+        # an empty pidfile key means none: this run neither checks nor writes it
+        unclaimed = cluster.run_driver("--once", "--set", "pidfile=", str(ini))
+        assert unclaimed.returncode == 0, unclaimed.stderr
+        assert len(cluster.target_events("a")) == 5
+        assert pidfile.read_text().strip() == str(live.pid)
     finally:
         live.kill()
         live.wait()

@@ -261,11 +261,13 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             except ConfigError as exc:
                 log.error("reload failed, keeping the running config: %s", exc)
                 return None
+            # said before the new log settings apply, so it is seen at any level
+            log.info("config reloaded from %s: loop_delay %g s, queue_field %s, log level %s, logfile %s",
+                     new.path, new.loop_delay, new.queue_field, logging.getLevelName(_level(new, args)),
+                     new.logfile or "stderr")
             _setup_logging(new, args)
             for warning in new.warnings:
                 log.warning("%s", warning)
-            log.info("config reloaded from %s: loop_delay %g s, queue_field %s, log level %s",
-                     new.path, new.loop_delay, new.queue_field, logging.getLevelName(_level(new, args)))
             return new
 
         return splitter.run(once=args.once, control=control, reload=reload)
