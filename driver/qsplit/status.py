@@ -131,5 +131,6 @@ def render(st: Status) -> str:
         ]
         for queue, action, n_events, n_batches in st.queues:
             label = "" if action == "inserted" else f" [{action}]"
-            lines.append(f"      {queue}{label}: {n_events} events in {n_batches} batches")
+            shown = queue if queue.isprintable() else repr(queue)  # a tab or newline in a queue name
+            lines.append(f"      {shown}{label}: {n_events} events in {n_batches} batches")
     return "\n".join(lines) + "\n"
