@@ -19,7 +19,16 @@ COPY_READ_SIZE = 256 * 1024
 class QueueResult:
     queue_name: str | None
     n_events: int
-    action: str  # 'inserted' or 'already_applied'
+    action: str  # inserted, created, skipped, dead_letter or already_applied
+
+
+@dataclass(frozen=True)
+class RoutePolicies:
+    """The ini's on_unknown_queue, on_null_queue and default_queue."""
+
+    on_unknown_queue: str = "error"
+    on_null_queue: str = "error"
+    default_queue: str | None = None
 
 
 class Target:
@@ -39,12 +48,14 @@ class Target:
             cur.copy_expert(COPY_IN, stream, size=COPY_READ_SIZE)
             return cur.rowcount
 
-    def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str) -> list[QueueResult]:
+    def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str,
+                    policies: RoutePolicies = RoutePolicies()) -> list[QueueResult]:
         """Route the staged rows; the transaction stays open for commit()."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "select queue_name, n_events, action from qsplit.apply_batch(%s, %s, %s, %s, %s)",
-                (consumer_name, batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, queue_field),
+                "select queue_name, n_events, action from qsplit.apply_batch(%s, %s, %s, %s, %s, %s, %s, %s)",
+                (consumer_name, batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, queue_field,
+                 policies.on_unknown_queue, policies.on_null_queue, policies.default_queue),
             )
             return [QueueResult(*row) for row in cur.fetchall()]
 
