@@ -37,6 +37,7 @@
 \ir functions/qsplit.add_route.sql
 \ir functions/qsplit.remove_route.sql
 \ir functions/qsplit.replay_dead_letters.sql
+\ir functions/qsplit.discard_dead_letters.sql
 
 -- Group: Privileges (after every function exists)
 \ir privileges.sql

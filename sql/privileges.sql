@@ -21,6 +21,7 @@ grant execute on function
 grant execute on function
     qsplit.add_route(text, text, text, integer),
     qsplit.remove_route(text, text),
-    qsplit.replay_dead_letters(text, text)
+    qsplit.replay_dead_letters(text, text),
+    qsplit.discard_dead_letters(text, text)
   to qsplit_admin;
 grant select on table qsplit.route, qsplit.dead_letter to qsplit_admin;

@@ -169,3 +169,39 @@ def test_migration_roles_idempotent_and_kept_while_used(cluster):
     c.tick()
     run_ok(c, ini)  # the driver role has its grants back
     assert len(c.target_events("a")) == 1
+
+
+def test_functions_owned_by_a_non_superuser(cluster):
+    """A site that does not let superusers own code: every qsplit object
+    owned by a plain role with the pgq rights it needs.  The staging table
+    the driver's role owns is then read by that owner: prepare_staging
+    grants it SELECT."""
+    c = cluster
+    owner = f"{PREFIX}_owner"
+    for (stmt,) in c.dst_exec(
+        "select format('create role %%I nologin', %s::text) from (select 1) one"
+        " where not exists (select 1 from pg_roles where rolname = %s)", (owner, owner)):
+        c.dst_exec(stmt)
+    c.dst_exec(f'grant pgq_admin, pgq_writer to "{owner}"')
+    c.dst_exec(f'alter schema qsplit owner to "{owner}"')
+    for (stmt,) in c.dst_exec(
+        "select format('alter %%s %%s owner to %%I', case when c.relkind = 'S' then 'sequence' else 'table' end,"
+        "              c.oid::regclass, %s::text)"
+        "  from pg_class c where c.relnamespace = 'qsplit'::regnamespace and c.relkind in ('r', 'S')"
+        "   and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'i')", (owner,)):
+        c.dst_exec(stmt)
+    for (stmt,) in c.dst_exec(
+        "select format('alter function %%s owner to %%I', p.oid::regprocedure, %s::text)"
+        "  from pg_proc p where p.pronamespace = 'qsplit'::regnamespace", (owner,)):
+        c.dst_exec(stmt)
+    assert c.dst_exec("select count(*) from pg_proc p where p.pronamespace = 'qsplit'::regnamespace"
+                      " and p.proowner <> %s::regrole", (owner,)) == [(0,)]
+
+    ini = c.write_ini(on_unknown_queue="create")
+    setup_source(c, ini)
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'd' || i, 'q' || i % 2, NULL, NULL, NULL)"
+               "  from generate_series(1, 50) i")
+    c.tick()
+    run_ok(c, ini)
+    by_route = source_by_route(c)
+    assert c.target_events("q0") == by_route["q0"] and c.target_events("q1") == by_route["q1"]

@@ -95,14 +95,16 @@ def test_error_policy_waits_then_recovers_without_restart(cluster):
 
 def test_skip_policy_counts_per_queue(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('present')")
+    c.dst_exec("select pgq.create_queue('present'); select pgq.create_queue('closed');"
+               "update pgq.queue set queue_disable_insert = true where queue_name = 'closed'")
     ini = c.write_ini(on_unknown_queue="skip", on_null_queue="skip")
     setup_source(c, ini)
-    produce(c, ["present", "ghost", None, "ghost", "present", None, "ghost"])
+    produce(c, ["present", "ghost", None, "ghost", "present", None, "ghost", "closed"])
     run_ok(c, ini)
     assert c.target_events("present") == source_by_route(c)["present"]
-    assert c.dst_exec("select queue_name from pgq.queue order by 1") == [("present",)]
-    assert 'skipped: {"ghost": 3, "null": 2}' in c.log_text()
+    assert c.target_events("closed") == []
+    assert c.dst_exec("select queue_name from pgq.queue order by 1") == [("closed",), ("present",)]
+    assert 'skipped: {"closed": 1, "ghost": 3, "null": 2}' in c.log_text()
     assert c.dst_exec("select count(*) from qsplit.dead_letter") == [(0,)]
 
 
@@ -193,11 +195,14 @@ def test_dead_letter_policy_then_replay_exactly_once(cluster):
     assert c.target_events("open") == by_route["open"]
     # a NULL routing value names no queue: it stays
     assert c.dst_exec("select route_value, reason from qsplit.dead_letter") == [(None, "null_queue")]
+    assert c.dst_exec("select qsplit.discard_dead_letters('someone_else')") == [(0,)]
+    assert c.dst_exec("select qsplit.discard_dead_letters(%s)", (CONSUMER,)) == [(1,)]
+    assert c.dst_exec("select count(*) from qsplit.dead_letter") == [(0,)]
 
 
 def test_route_rules_map_names_by_priority(cluster):
     c = cluster
-    for q in ("special", "q_b", "q_a", "other", "queue"):
+    for q in ("special", "q_b", "q_a", "other", "queue", "my.queue.b"):
         c.dst_exec("select pgq.create_queue(%s)", (q,))
     assert c.dst_exec(r"select qsplit.add_route(%s, 'queue\.(.*)', 'q_\1')", (CONSUMER,)) == [(10,)]
     assert c.dst_exec(r"select qsplit.add_route(%s, 'queue\.a', 'special', 5)", (CONSUMER,)) == [(5,)]
@@ -205,13 +210,14 @@ def test_route_rules_map_names_by_priority(cluster):
     c.dst_exec(r"select qsplit.add_route('someone_else', '.*', 'other')")
     ini = c.write_ini()
     setup_source(c, ini)
-    produce(c, ["queue.a", "queue.b", "other", "queue", "queue.a"])
+    produce(c, ["queue.a", "queue.b", "other", "queue", "queue.a", "my.queue.b"])
     run_ok(c, ini)
     by_route = source_by_route(c)
     assert c.target_events("special") == by_route["queue.a"]
     assert c.target_events("q_b") == by_route["queue.b"]
     # the pattern matches the whole value: 'queue' alone is not 'queue\..*'
     assert c.target_events("queue") == by_route["queue"]
+    assert c.target_events("my.queue.b") == by_route["my.queue.b"]
     assert c.target_events("other") == by_route["other"]
 
     assert c.dst_exec(r"select qsplit.remove_route(%s, 'queue\.a')", (CONSUMER,)) == [(True,)]

@@ -28,7 +28,7 @@ depends_on = None
 ROLES = ("qsplit_writer", "qsplit_admin")
 # the functions this revision's tables carry (dropped with them)
 FUNCTIONS = (
-    "add_route", "remove_route", "replay_dead_letters",
+    "add_route", "remove_route", "replay_dead_letters", "discard_dead_letters",
     "_route_plan", "_route_target", "_check_staging", "_check_policies", "_raise_route_error",
 )
 
