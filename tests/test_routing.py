@@ -4,6 +4,7 @@ real qsplit-driver and its ini: no poison batch, nothing lost."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -231,6 +232,35 @@ def test_route_rules_map_names_by_priority(cluster):
     with pytest.raises(psycopg2.Error) as bad_regex:
         c.dst_exec("select qsplit.add_route(%s, 'queue(', 'x')", (CONSUMER,))
     assert bad_regex.value.pgcode == "QS009" and "not a valid regular expression" in str(bad_regex.value)
+    with pytest.raises(psycopg2.Error) as escaping:
+        c.dst_exec("select qsplit.add_route(%s, 'nothing)|(.*', 'x')", (CONSUMER,))
+    assert escaping.value.pgcode == "QS009"
     with pytest.raises(psycopg2.Error) as taken:
         c.dst_exec("select qsplit.add_route(%s, 'z', 'x', 10)", (CONSUMER,))
     assert taken.value.pgcode == "QS009" and "priority 10 is taken" in str(taken.value)
+
+
+def test_two_replays_at_once_move_each_dead_letter_once(cluster):
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="dead_letter")
+    setup_source(c, ini)
+    produce(c, ["later"] * 5)
+    run_ok(c, ini)
+    c.dst_exec("select pgq.create_queue('later')")
+
+    first = c.dst()
+    first.autocommit = False
+    with first.cursor() as cur:
+        cur.execute("select qsplit.replay_dead_letters(%s)", (CONSUMER,))
+        assert cur.fetchone() == (5,)
+    second_result: list = []
+    second = threading.Thread(
+        target=lambda: second_result.extend(c.dst_exec("select qsplit.replay_dead_letters(%s)", (CONSUMER,))))
+    second.start()
+    wait_for(lambda: c.dst_exec("select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                                " and datname = current_database()") == [(1,)], what="the second replay to wait")
+    first.commit()
+    second.join(timeout=30)
+    assert second_result == [(0,)]
+    assert c.target_events("later") == source_by_route(c)["later"]
+    assert c.dst_exec("select count(*) from qsplit.dead_letter") == [(0,)]

@@ -41,6 +41,8 @@ begin
             using errcode = 'QS009';
     end if;
     begin
+        -- on its own first: a pattern like 'a)|(b' would escape the anchors
+        perform '' operator(pg_catalog.~) i_pattern;
         perform '' operator(pg_catalog.~) ('^(?:' || i_pattern || ')$');
     exception when invalid_regular_expression then
         raise exception 'qsplit: consumer "%": route pattern % is not a valid regular expression: %',
