@@ -11,7 +11,7 @@ import pytest
 
 from conftest import PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRIVER_ROLE
 from helpers import EVENT_FIELDS, Cluster
-from test_routing import CONSUMER, OPEN_BATCHES, run_ok, setup_source
+from routing_helpers import CONSUMER, OPEN_BATCHES, run_ok, setup_source
 
 HOSTILE_NAMES = [
     "it's",

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRIVER_ROLE
 from helpers import install_qsplit
-from test_routing import CONSUMER, run_ok, setup_source, source_by_route
+from routing_helpers import CONSUMER, run_ok, setup_source, source_by_route
 
 
 def login_role(name: str, *member_of: str) -> str:
