@@ -213,3 +213,29 @@ def test_two_replays_at_once_move_each_dead_letter_once(cluster):
     assert second_result == [(0,)]
     assert c.target_events("later") == source_by_route(c)["later"]
     assert c.dst_exec("select count(*) from qsplit.dead_letter") == [(0,)]
+
+
+def test_one_unknown_name_per_event(cluster):
+    """A producer that puts a unique value in the routing field: every event
+    its own unknown queue.  All are dead-lettered, once; the log line and
+    the error stay short."""
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="dead_letter")
+    setup_source(c, ini)
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'd', 'u' || i, NULL, NULL, NULL)"
+               "  from generate_series(1, 3000) i")
+    c.tick()
+    run_ok(c, ini)
+    assert c.dst_exec("select count(*), count(distinct ev_id), bool_and(route_value = ev_extra1)::text"
+                      "  from qsplit.dead_letter") == [(3000, 3000, "true")]
+    line = [ln for ln in c.log_text().splitlines() if "dead letters:" in ln][0]
+    assert line.endswith("(+2980 more, 2980 events)") and len(line) < 1000
+
+    c.dst_exec("delete from qsplit.dead_letter")
+    error_ini = c.write_ini(name="error.ini")
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'd', 'v' || i, NULL, NULL, NULL)"
+               "  from generate_series(1, 3000) i")
+    c.tick()
+    assert c.run_driver("--once", str(error_ini)).returncode == 1
+    error = [ln for ln in c.log_text().splitlines() if "[QS002]" in ln][0]
+    assert "and 2990 more" in error and len(error) < 1500

@@ -27,6 +27,7 @@ log = logging.getLogger("qsplit")
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+NAMED_MAX = 20  # queue names listed per action in a batch's stats line
 
 
 @dataclass
@@ -53,9 +54,16 @@ class BatchStats:
         if per_queue:
             head += " queues: " + json.dumps(per_queue, ensure_ascii=False)
         for action, label in (("created", "created queues"), ("skipped", "skipped"), ("dead_letter", "dead letters")):
-            named = {q.queue_name: q.n_events for q in self.queues if q.action == action}
+            named = [q for q in self.queues if q.action == action]
             if named:
-                head += f" {label}: " + json.dumps(named, ensure_ascii=False)
+                # the biggest few, in apply_batch's order: a batch may hold
+                # one unknown name per event
+                biggest = sorted(range(len(named)), key=lambda i: -named[i].n_events)[:NAMED_MAX]
+                shown = {named[i].queue_name: named[i].n_events for i in sorted(biggest)}
+                head += f" {label}: " + json.dumps(shown, ensure_ascii=False)
+                if len(named) > len(shown):
+                    rest = sum(q.n_events for q in named) - sum(shown.values())
+                    head += f" (+{len(named) - len(shown)} more, {rest} events)"
         return head
 
 

@@ -32,8 +32,13 @@ declare
     v_reason text := i_reasons[1];
     v_detail text;
 begin
-    select 'all routing values in error: ' || string_agg(format('%s (%s event%s, %s)', coalesce(quote_literal(q), 'NULL'), n,
-                                        case when n = 1 then '' else 's' end, r), ', ' order by i)
+    -- the first ten, biggest first, and how many more: one event per
+    -- routing value must not make a message of a million names
+    select 'all routing values in error: '
+           || string_agg(format('%s (%s event%s, %s)', coalesce(quote_literal(q), 'NULL'), n,
+                                case when n = 1 then '' else 's' end, r), ', ' order by i)
+                filter (where i <= 10)
+           || case when count(*) > 10 then format(' and %s more', count(*) - 10) else '' end
       into v_detail
       from unnest(i_queues, i_counts, i_reasons) with ordinality e(q, n, r, i);
 

@@ -142,15 +142,24 @@ begin
     end loop;
 
     if 'dead_letter' = any (v_actions) then
+        -- equality joins only (hashable), NULLs in their own branch: a
+        -- batch with one routing value per event must not cost a nested loop
         execute format(
+            'with p as ('
+            '    select * from unnest($4, $5, $6, $7) u(route_value, queue_name, action, reason)'
+            '     where u.action = ''dead_letter'''
+            ')'
             'insert into qsplit.dead_letter (consumer_name, batch_id, queue_field, route_value, queue_name, reason,'
             '       ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' select $1, $2, $3, p.route_value, p.queue_name, p.reason,'
-            '        s.ev_id, s.ev_time, s.ev_txid, s.ev_retry, s.ev_type, s.ev_data, s.ev_extra1, s.ev_extra2, s.ev_extra3, s.ev_extra4'
-            '   from pg_temp.qsplit_staging s'
-            '   join unnest($4, $5, $6, $7) p(route_value, queue_name, action, reason)'
-            '     on p.route_value is not distinct from s.%I and p.action = ''dead_letter'''
-            '  order by s.ev_id',
+            ' select $1, $2, $3, d.route_value, d.queue_name, d.reason,'
+            '        d.ev_id, d.ev_time, d.ev_txid, d.ev_retry, d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4'
+            '   from (select p.route_value, p.queue_name, p.reason, s.*'
+            '           from pg_temp.qsplit_staging s join p on p.route_value = s.%1$I'
+            '         union all'
+            '         select p.route_value, p.queue_name, p.reason, s.*'
+            '           from pg_temp.qsplit_staging s join p on p.route_value is null'
+            '          where s.%1$I is null) d'
+            '  order by d.ev_id',
             v_col)
             using i_consumer, i_batch_id, substr(v_col, 4), v_values, v_queues, v_actions, v_reasons;
     end if;
