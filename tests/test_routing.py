@@ -68,6 +68,13 @@ def test_create_policy_makes_the_queue(cluster):
     assert c.target_events("new.one") == by_route["new.one"]
     assert c.target_events("new.two") == by_route["new.two"]
     assert 'created queues: {"new.one": 2, "new.two": 1}' in c.log_text()
+    # a queue that exists but refuses inserts cannot be created: an error
+    c.dst_exec("update pgq.queue set queue_disable_insert = true where queue_name = 'new.two'")
+    produce(c, ["new.one", "new.two"])
+    assert c.run_driver("--once", str(ini)).returncode == 1
+    assert "[QS006] qsplit: consumer \"test_splitter\" batch 2: target queue 'new.two' refuses inserts" in c.log_text()
+    assert "cannot_create_disabled" in c.log_text()
+    assert len(c.target_events("new.one")) == 2  # nothing of that batch applied
     # NULL has its own policy, which cannot be 'create'
     bad = c.write_ini(name="bad.ini", on_null_queue="create")
     result = c.run_driver("--once", str(bad))
