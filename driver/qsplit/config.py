@@ -15,6 +15,11 @@ from pathlib import Path
 
 SECTIONS = ("queue_splitter", "queue_splitter3", "qsplit")
 
+# routing policies (issue 4): what qsplit.apply_batch does with an event whose
+# target queue is missing or refuses inserts, or whose routing value is NULL
+ON_UNKNOWN_QUEUE = ("error", "skip", "create", "default", "dead_letter")
+ON_NULL_QUEUE = ("error", "skip", "default", "dead_letter")
+
 
 class ConfigError(Exception):
     """The config file is missing, unreadable or has a bad value; the message
@@ -33,6 +38,9 @@ class Config:
     loop_delay: float = 1.0
     logfile: Path | None = None
     pidfile: Path | None = None
+    on_unknown_queue: str = "error"
+    on_null_queue: str = "error"
+    default_queue: str | None = None
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -61,6 +69,7 @@ def load(path: str | os.PathLike[str]) -> Config:
 
     job_name = reader.text("job_name")
     queue_name = reader.text("pgq_queue_name", alias="queue_name", required=True)
+    policies = _policies(reader)
     return Config(
         path=path,
         job_name=job_name,
@@ -72,7 +81,18 @@ def load(path: str | os.PathLike[str]) -> Config:
         loop_delay=reader.number("loop_delay", 1.0, minimum=0.0),
         logfile=reader.path("logfile"),
         pidfile=reader.path("pidfile"),
+        **policies,
     )
+
+
+def _policies(reader: "_Reader") -> dict:
+    on_unknown = reader.choice("on_unknown_queue", ON_UNKNOWN_QUEUE)
+    on_null = reader.choice("on_null_queue", ON_NULL_QUEUE)
+    default_queue = reader.text("default_queue") or None
+    if default_queue is None and "default" in (on_unknown, on_null):
+        key = "on_unknown_queue" if on_unknown == "default" else "on_null_queue"
+        raise ConfigError(f"{reader.where(key)} = default needs default_queue to be set")
+    return {"on_unknown_queue": on_unknown, "on_null_queue": on_null, "default_queue": default_queue}
 
 
 class _Reader:
@@ -99,6 +119,18 @@ class _Reader:
             also = f" (or {alias})" if alias else ""
             raise ConfigError(f"{self._path}: [{self._section}] {key}{also} is required but not set")
         return value or ""
+
+    def where(self, key: str) -> str:
+        return f"{self._path}: [{self._section}] {key}"
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """One of *choices* (the first is the default), case-insensitive."""
+        value = self._raw(key)
+        if value is None:
+            return choices[0]
+        if value.lower() not in choices:
+            raise ConfigError(f"{self.where(key)} = {value!r} must be one of {', '.join(choices)}")
+        return value.lower()
 
     def number(self, key: str, default: float, *, minimum: float) -> float:
         value = self._raw(key)
