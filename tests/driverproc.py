@@ -48,7 +48,8 @@ def example_ini(cluster: Cluster, queue: str = "singlequeue") -> Path:
     only its connection strings and queue name changed; with home_env() its
     ~/log and ~/pid land in the test's directory."""
     text = (REPO / "examples" / "queue_splitter.ini").read_text()
-    text = (text.replace("dbname=sourcedb", cluster.src_dsn).replace("dbname=targetdb", cluster.dst_dsn)
+    text = (text.replace("dbname=sourcedb", cluster.driver_src_dsn or cluster.src_dsn)
+            .replace("dbname=targetdb", cluster.driver_dst_dsn or cluster.dst_dsn)
             .replace("= sourceq", f"= {queue}"))
     path = cluster.workdir / "queue_splitter.ini"
     path.write_text(text)

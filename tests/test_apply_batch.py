@@ -43,7 +43,8 @@ T5 = "2026-01-01 00:00:05+00"
 def apply(conn, consumer="c1", batch=1, prev=1, cur=2, field="extra1", prev_time=T1, cur_time=T2):
     with conn.cursor() as c:
         c.execute(
-            "select * from qsplit.apply_batch(%s, %s, %s, %s, %s, %s, %s)",
+            "select * from qsplit.apply_batch(i_consumer => %s, i_batch_id => %s, i_prev_tick_id => %s,"
+            " i_cur_tick_id => %s, i_queue_field => %s, i_prev_tick_time => %s, i_cur_tick_time => %s)",
             (consumer, batch, prev, cur, field, prev_time, cur_time),
         )
         return c.fetchall()

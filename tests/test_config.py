@@ -162,7 +162,7 @@ def test_unknown_keys_and_use_skylog_warn_once(cluster):
         ({"pgq_queue_name": None}, "pgq_queue_name (or queue_name) is required"),
         ({"loop_delay": "soon"}, "[queue_splitter] loop_delay = 'soon': not a number"),
         ({"loop_delay": "-1"}, "loop_delay = '-1': must be >= 0"),
-        ({"queue_field": "extra9"}, "queue_field = 'extra9': unknown queue_field; one of: extra1, extra2"),
+        ({"queue_field": "extra9"}, "queue_field = 'extra9': must be one of extra1, extra2"),
         ({"log_size": "lots"}, "log_size = 'lots': not a size"),
         ({"connection_lifetime": "x"}, "connection_lifetime = 'x': not a number"),
         ({"pgq_keep_lag": "a while"}, "pgq_keep_lag = 'a while': not an interval"),

@@ -25,6 +25,10 @@ from pathlib import Path
 SECTIONS = ("queue_splitter", "queue_splitter3", "qsplit")
 
 QUEUE_FIELDS = ("extra1", "extra2", "extra3", "extra4", "type")
+# routing policies (issue 4): what qsplit.apply_batch does with an event whose
+# target queue is missing or refuses inserts, or whose routing value is NULL
+ON_UNKNOWN_QUEUE = ("error", "skip", "create", "default", "dead_letter")
+ON_NULL_QUEUE = ("error", "skip", "default", "dead_letter")
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -82,6 +86,16 @@ KEYS: tuple[Key, ...] = (
         "Default: job_name.", aliases=("consumer_name",)),
     Key("queue_field", "choice", "extra1", "Event field that names each event's target queue.",
         choices=QUEUE_FIELDS),
+    Key("on_unknown_queue", "choice", "error",
+        "What to do with events whose target queue does not exist or refuses inserts: error (apply nothing, "
+        "retry the batch), skip (count and drop), create (pgq.create_queue, then insert), default (into "
+        "default_queue), dead_letter (into qsplit.dead_letter, see qsplit.replay_dead_letters).",
+        choices=ON_UNKNOWN_QUEUE),
+    Key("on_null_queue", "choice", "error",
+        "What to do with events whose routing field is NULL: error, skip, default or dead_letter.",
+        choices=ON_NULL_QUEUE),
+    Key("default_queue", "text", None, "Target queue of the 'default' policies; needed when one of them is "
+        "default.", sample="unrouted"),
     Key("loop_delay", "number", 1.0, "Seconds to sleep when there is no batch.", minimum=0.0),
     Key("connection_lifetime", "number", 1200.0,
         "Seconds after which both connections are closed and opened again (between batches); 0 = never.",
@@ -131,6 +145,9 @@ class Config:
     pgq_queue_name: str
     pgq_consumer_id: str
     queue_field: str = "extra1"
+    on_unknown_queue: str = "error"
+    on_null_queue: str = "error"
+    default_queue: str | None = None
     loop_delay: float = 1.0
     connection_lifetime: float = 1200.0
     connect_timeout: int = 15
@@ -220,6 +237,9 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None) 
         values["job_name"] = path.stem
     if not values["pgq_consumer_id"]:
         values["pgq_consumer_id"] = values["job_name"]
+    for policy in ("on_unknown_queue", "on_null_queue"):
+        if values[policy] == "default" and not values["default_queue"]:
+            raise ConfigError(f"{path}: [{section}] {policy} = default needs default_queue to be set")
     if values["use_skylog"]:
         warnings.append(f"{path}: [{section}] use_skylog is not supported and is ignored; "
                         "the log goes to logfile (or stderr)")
@@ -306,7 +326,7 @@ def _choice(raw: str, key: Key) -> str:
     if key.name == "queue_field" and low.startswith("ev_"):
         low = low[3:]
     if low not in key.choices:
-        raise ValueError(f"unknown {key.name}; one of: {', '.join(key.choices)}")
+        raise ValueError(f"must be one of {', '.join(key.choices)}")
     return low
 
 

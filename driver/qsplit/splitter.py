@@ -17,18 +17,19 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from . import db
+from . import db, encoding
 from .config import Config
 from .control import Control
 from .failpoints import Failpoints
 from .source import Batch, Source
 from .stream import CopyPipe, StreamError, pump
-from .target import QueueResult, Target
+from .target import QueueResult, RoutePolicies, Target
 
 log = logging.getLogger("qsplit")
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+NAMED_MAX = 20  # queue names listed per action in a batch's stats line
 
 # config keys whose change on reload (SIGHUP) needs new connections
 RECONNECT_KEYS = (
@@ -65,9 +66,23 @@ class BatchStats:
             f"{'skipped, already applied on the target' if self.already_applied else 'applied'}: "
             f"{{count: {self.count}, duration: {self.duration:.3f}, lag: {self.batch.lag:.3f}, idle: {self.idle:.3f}}}"
         )
-        per_queue = {q.queue_name: q.n_events for q in self.queues if q.action == "inserted"}
+        per_queue: dict[str | None, int] = {}
+        for q in self.queues:
+            if q.action in ("inserted", "created"):
+                per_queue[q.queue_name] = per_queue.get(q.queue_name, 0) + q.n_events
         if per_queue:
             head += " queues: " + json.dumps(per_queue, ensure_ascii=False)
+        for action, label in (("created", "created queues"), ("skipped", "skipped"), ("dead_letter", "dead letters")):
+            named = [q for q in self.queues if q.action == action]
+            if named:
+                # the biggest few, in apply_batch's order: a batch may hold
+                # one unknown name per event
+                biggest = sorted(range(len(named)), key=lambda i: -named[i].n_events)[:NAMED_MAX]
+                shown = {named[i].queue_name: named[i].n_events for i in sorted(biggest)}
+                head += f" {label}: " + json.dumps(shown, ensure_ascii=False)
+                if len(named) > len(shown):
+                    rest = sum(q.n_events for q in named) - sum(shown.values())
+                    head += f" (+{len(named) - len(shown)} more, {rest} events)"
         return head
 
 
@@ -148,13 +163,23 @@ class Splitter:
         started = time.monotonic()
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
-        count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
-        fp.hit("after_copy")
         try:
-            queues = target.apply_batch(self.config.consumer_name, batch, self.config.queue_field)
+            count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
+        except (StreamError, psycopg2.Error) as exc:
+            if encoding.is_encoding_error(exc):
+                raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
+            raise
+        fp.hit("after_copy")
+        cfg = self.config
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
+        try:
+            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
         except psycopg2.Error as exc:
             if exc.pgcode and exc.pgcode.startswith("QS"):
-                raise BatchError(exc.pgcode, exc.diag.message_primary or str(exc), exc.diag.message_hint) from exc
+                message = exc.diag.message_primary or str(exc)
+                if exc.diag.message_detail:
+                    message += f"; {exc.diag.message_detail}"
+                raise BatchError(exc.pgcode, message, exc.diag.message_hint) from exc
             raise
         fp.hit("before_target_commit")
         target.commit()
@@ -207,12 +232,13 @@ class Splitter:
                     if once:
                         log.error("%s", message)
                         return 1
-                    if failures and failures[-1] == message:
+                    if isinstance(exc, BatchError) or not failures or failures[-1] != message:
+                        # a refused batch: one line per retry (what is wrong,
+                        # what to do, when again); an outage: its first error
+                        log.error("%s; retrying in %.0f s", message, backoff)
+                    else:
                         log.debug("still failing (attempt %d), retrying in %.0f s: %s",
                                   len(failures) + 1, backoff, message)
-                    else:
-                        log.error("%s", message)
-                        log.info("retrying in %.0f s, then with backoff up to %.0f s", backoff, BACKOFF_MAX)
                     failures.append(message)
                     control.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)

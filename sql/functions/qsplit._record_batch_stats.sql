@@ -20,9 +20,10 @@ returns void as $$
 --      i_queue_names - target queue name per entry (NULL entries are
 --                      recorded under the empty name)
 --      i_counts      - events per entry, same length as i_queue_names
---      i_actions     - what happened to them per entry: 'inserted'
---                      (the default when NULL), or a policy's word such
---                      as 'skipped' or 'dead_letter'
+--      i_actions     - what happened to them per entry, in apply_batch's
+--                      plan words: 'insert' and 'create' (and NULL) count
+--                      as 'inserted', 'skip' as 'skipped', anything else
+--                      (e.g. 'dead_letter') as it is
 --
 -- Returns:
 --      nothing
@@ -30,11 +31,14 @@ returns void as $$
 begin
     insert into qsplit.queue_stats as st
             (consumer_name, queue_name, action, n_events, n_batches, last_batch_id, last_applied_at)
-        select i_consumer, coalesce(e.queue_name, ''), coalesce(e.action, 'inserted'),
-               sum(e.n), 1, i_batch_id, now()
-          from unnest(i_queue_names, i_counts, i_actions) as e(queue_name, n, action)
+        select i_consumer, e.queue_name, e.action, sum(e.n), 1, i_batch_id, now()
+          from (select coalesce(u.queue_name, '') as queue_name, u.n,
+                       case when u.action is null or u.action in ('insert', 'create', 'inserted') then 'inserted'
+                            when u.action = 'skip' then 'skipped'
+                            else u.action end as action
+                  from unnest(i_queue_names, i_counts, i_actions) as u(queue_name, n, action)) e
          where e.n > 0
-         group by coalesce(e.queue_name, ''), coalesce(e.action, 'inserted')
+         group by e.queue_name, e.action
         on conflict (consumer_name, queue_name, action) do update
             set n_events = st.n_events + excluded.n_events,
                 n_batches = st.n_batches + 1,

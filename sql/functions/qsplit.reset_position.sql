@@ -32,4 +32,5 @@ begin
         where c.consumer_name = i_consumer;
     return v_tick;
 end;
-$$ language plpgsql;
+$$ language plpgsql security definer
+   set search_path = pg_catalog, pg_temp;

@@ -53,4 +53,5 @@ begin
     end if;
     return v_tick;
 end;
-$$ language plpgsql;
+$$ language plpgsql security definer
+   set search_path = pg_catalog, pg_temp;
