@@ -222,3 +222,23 @@ def test_status_output_and_views(cluster):
     rows = cluster.dst_exec("select queue_name, action, n_events, n_batches from qsplit.queue_status order by 1")
     assert rows == [("a", "inserted", 9, 2), ("b", "inserted", 13, 3)]
     assert cluster.target_queue_counts() == {"a": 9, "b": 13}
+
+
+def test_status_counts_what_the_policies_did(cluster):
+    ini = _setup(cluster, on_unknown_queue="skip", on_null_queue="dead_letter")
+    _ok(cluster.run_driver("--once", str(ini)))
+    cluster.src_exec(
+        "select pgq.insert_event('singlequeue', 'ev', i::text, q, null, null, null)"
+        "  from generate_series(1, 12) i,"
+        "       lateral (select (array['a', 'nosuchqueue', null])[1 + i % 3] as q) r"
+    )
+    cluster.tick()
+    _ok(cluster.run_driver("--once", str(ini)))
+    rows = cluster.dst_exec("select queue_name, action, n_events from qsplit.queue_status order by 2, 1")
+    assert rows == [("", "dead_letter", 4), ("a", "inserted", 4), ("nosuchqueue", "skipped", 4)]
+    assert cluster.dst_exec("select events_routed, events_by_action from qsplit.consumer_status") == [
+        (4, {"inserted": 4, "skipped": 4, "dead_letter": 4})
+    ]
+    out = cluster.run_driver("--status", str(ini)).stdout
+    assert "events routed: 4" in out and "nosuchqueue [skipped]: 4 events in 1 batches" in out
+    assert "(NULL) [dead_letter]: 4 events" in out

@@ -131,6 +131,8 @@ def render(st: Status) -> str:
         ]
         for queue, action, n_events, n_batches in st.queues:
             label = "" if action == "inserted" else f" [{action}]"
-            shown = queue if queue.isprintable() else repr(queue)  # a tab or newline in a queue name
+            # '' holds the events whose routing value was NULL; a tab or
+            # newline in a queue name is shown quoted
+            shown = "(NULL)" if queue == "" else queue if queue.isprintable() else repr(queue)
             lines.append(f"      {shown}{label}: {n_events} events in {n_batches} batches")
     return "\n".join(lines) + "\n"
