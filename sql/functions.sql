@@ -30,16 +30,25 @@
 \ir functions/qsplit._route_target.sql
 \ir functions/qsplit._route_plan.sql
 \ir functions/qsplit._raise_route_error.sql
+\ir functions/qsplit._record_batch_stats.sql
 
 -- Group: Driver API
 \ir functions/qsplit.prepare_staging.sql
 \ir functions/qsplit.apply_batch.sql
+
+-- Group: Consumer management
+\ir functions/qsplit.take_over_position.sql
+\ir functions/qsplit.reset_position.sql
 
 -- Group: Routing rules and dead letters (DBA API)
 \ir functions/qsplit.add_route.sql
 \ir functions/qsplit.remove_route.sql
 \ir functions/qsplit.replay_dead_letters.sql
 \ir functions/qsplit.discard_dead_letters.sql
+
+-- Group: Status views
+\ir views/qsplit.queue_status.sql
+\ir views/qsplit.consumer_status.sql
 
 -- Group: Privileges (after every function exists)
 \ir privileges.sql

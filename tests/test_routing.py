@@ -79,7 +79,7 @@ def test_create_policy_makes_the_queue(cluster):
     bad = c.write_ini(name="bad.ini", on_null_queue="create")
     result = c.run_driver("--once", str(bad))
     assert result.returncode == 2
-    assert "on_null_queue = 'create' must be one of error, skip, default, dead_letter" in result.stderr
+    assert "on_null_queue = 'create': must be one of error, skip, default, dead_letter" in result.stderr
 
 
 def test_default_policy_keeps_source_order(cluster):

@@ -20,10 +20,15 @@ class Batch:
 
 
 class Source:
-    def __init__(self, conn: psycopg2.extensions.connection, queue_name: str, consumer_name: str) -> None:
+    def __init__(self, conn: psycopg2.extensions.connection, queue_name: str, consumer_name: str,
+                 batch_options: dict[str, object] | None = None) -> None:
         self.conn = conn
         self.queue_name = queue_name
         self.consumer_name = consumer_name
+        # pgq.next_batch_custom's min_lag, min_count, min_interval (the ini's
+        # pgq_keep_lag, pgq_batch_collect_events, pgq_batch_collect_interval)
+        opts = batch_options or {}
+        self._custom = (opts.get("min_lag"), opts.get("min_count"), opts.get("min_interval"))
 
     def register(self) -> bool:
         """Register the consumer on the queue; True when it was not registered yet."""
@@ -39,8 +44,8 @@ class Source:
             cur.execute(
                 "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
                 "       extract(epoch from now() - b.cur_tick_time)::float8"
-                "  from pgq.next_batch_custom(%s, %s, NULL, NULL, NULL) b",
-                (self.queue_name, self.consumer_name),
+                "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b",
+                (self.queue_name, self.consumer_name, *self._custom),
             )
             row = cur.fetchone()
         self.conn.commit()

@@ -74,5 +74,14 @@ class Target:
             )
             return [QueueResult(*row) for row in cur.fetchall()]
 
+    def take_over_position(self, consumer_name: str) -> int | None:
+        """Start from queue_splitter's pgq_ext.completed_tick position when
+        this consumer has none here yet; returns the tick taken over."""
+        with self.conn.cursor() as cur:
+            cur.execute("select qsplit.take_over_position(%s)", (consumer_name,))
+            (tick,) = cur.fetchone()
+        self.conn.commit()
+        return tick
+
     def commit(self) -> None:
         self.conn.commit()

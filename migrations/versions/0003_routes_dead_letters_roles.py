@@ -14,14 +14,14 @@ The GRANTs themselves live in sql/privileges.sql, re-applied with the
 function layer, so a re-created function never loses them.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-29
 """
 
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -213,6 +213,9 @@ begin
             using v_plan.route_values, v_plan.with_null;
     end loop;
 
+    -- exact counts for the status views, in this same transaction
+    perform qsplit._record_batch_stats(i_consumer, i_batch_id, v_queues, v_counts, v_actions);
+
     return query
         select p.queue_name, sum(p.n_events)::bigint,
                case p.action when 'insert' then 'inserted' when 'create' then 'created'
