@@ -103,7 +103,8 @@ def test_lost_position_raises_qs001(queues):
     msg = err.value.diag.message_primary
     assert '"c1"' in msg and "batch 3" in msg and "ticks 1 to 2" in msg and "tick 7" in msg
     assert "pgq.register_consumer_at" in err.value.diag.message_hint
-    assert "delete from qsplit.consumer" in err.value.diag.message_hint
+    assert "--rewind" in err.value.diag.message_hint and "--reset" in err.value.diag.message_hint
+    assert "qsplit.reset_position('c1')" in err.value.diag.message_hint
 
 
 @pytest.mark.parametrize(

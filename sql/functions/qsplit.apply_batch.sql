@@ -120,7 +120,7 @@ begin
                 i_consumer, i_batch_id, v_last_tick, v_last_time, v_last_tick, v_tick_time
             using errcode = 'QS007',
                   detail = 'Tick ids restart at 1 in every queue: two source queues (another database, or a re-created queue) are using one consumer name on this target. Nothing was applied.',
-                  hint = 'Give each source its own consumer name (pgq_consumer_id or job_name). If the source queue was re-created on purpose, forget the old position: delete from qsplit.consumer where consumer_name = ' || quote_literal(i_consumer) || ';';
+                  hint = format('Give each source its own consumer name (pgq_consumer_id or job_name). If the source queue was re-created on purpose, forget the old position: qsplit-driver --reset <config.ini> (on the target: select qsplit.reset_position(%L);).', i_consumer);
     end if;
 
     if v_last_tick = i_cur_tick_id then
@@ -134,7 +134,7 @@ begin
                 i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, v_last_tick
             using errcode = 'QS001',
                   detail = 'The source consumer and the target position disagree, so applying this batch could lose or double events.',
-                  hint = format('Either reposition the source consumer at the target''s tick (on the source: select pgq.register_consumer_at(<queue>, %L, %s);), or, if the events up to this batch are handled, make the target forget its position (on the target: delete from qsplit.consumer where consumer_name = %L;).',
+                  hint = format('Either reposition the source consumer at the target''s tick: qsplit-driver --rewind <config.ini> (on the source: select pgq.register_consumer_at(<queue>, %L, %s);), or, if the events up to this batch are handled, make the target forget its position: qsplit-driver --reset <config.ini> (on the target: select qsplit.reset_position(%L);).',
                                 i_consumer, v_last_tick, i_consumer);
     end if;
 
