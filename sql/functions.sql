@@ -19,6 +19,7 @@
 
 -- Group: Internal helpers
 \ir functions/qsplit._route_column.sql
+\ir functions/qsplit._insert_routed.sql
 
 -- Group: Driver API
 \ir functions/qsplit.prepare_staging.sql

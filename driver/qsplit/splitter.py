@@ -113,7 +113,7 @@ class Splitter:
         started = time.monotonic()
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
-        count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
+        count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
         fp.hit("after_copy")
         try:
             queues = target.apply_batch(self.config.consumer_name, batch, self.config.queue_field)

@@ -29,7 +29,7 @@ returns setof record as $$
 --      batch applies nothing.  Events keep ev_time, ev_type, ev_data and
 --      ev_extra1..4; the target assigns ev_id and ev_txid; ev_retry is
 --      dropped.  Routing is set-based: one INSERT ... SELECT per target
---      queue, never a statement per event.
+--      queue, never a statement per event (qsplit._insert_routed).
 --
 -- Parameters:
 --      i_consumer      - consumer name (the source consumer, pgq_consumer_id)
@@ -58,8 +58,6 @@ declare
     v_missing   text[];
     v_disabled  text[];
     v_null_cnt  bigint;
-    v_table     regclass;
-    v_i         int;
 begin
     v_col := qsplit._route_column(i_queue_field);
     if pg_catalog.to_regclass('pg_temp.qsplit_staging') is null then
@@ -146,19 +144,10 @@ begin
                   hint = format('Enable inserts again: select pgq.set_queue_config(%L, ''queue_disable_insert'', ''false'');', v_disabled[1]);
     end if;
 
-    for v_i in 1 .. array_length(v_queues, 1) loop
-        v_table := pgq.current_event_table(v_queues[v_i])::regclass;
-        execute format(
-            'insert into %s (ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' select s.ev_time, s.ev_type, s.ev_data, s.ev_extra1, s.ev_extra2, s.ev_extra3, s.ev_extra4'
-            '   from pg_temp.qsplit_staging s where s.%I = $1 order by s.ev_id',
-            v_table, v_col)
-            using v_queues[v_i];
-        queue_name := v_queues[v_i];
-        n_events := v_counts[v_i];
-        action := 'inserted';
-        return next;
-    end loop;
+    -- every routing value names its own queue
+    return query
+        select r.queue_name, r.n_events, 'inserted'::text
+          from qsplit._insert_routed(v_col, v_queues, v_queues) r;
 
     return;
 end;
