@@ -20,6 +20,10 @@ class Batch:
     event_sql: str | None = field(default=None, repr=False, compare=False)
 
 
+# the event columns the driver moves, in COPY order (pgq's ev_txid and
+# ev_retry stay behind: the target assigns its own txid and drops retries)
+STAGED_COLUMNS = ("ev_id", "ev_time", "ev_type", "ev_data", "ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4")
+
 # queue_field values whose column the source can sort a batch by; the same
 # names qsplit._route_column() accepts (it is the one that rejects others)
 _ROUTE_COLUMNS = {f: "ev_" + f for f in ("extra1", "extra2", "extra3", "extra4", "type")}
@@ -71,8 +75,7 @@ class Source:
 
     def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with
-        write()), columns as pgq.batch_event_sql() gives them, inside the open
-        transaction.
+        write()), columns STAGED_COLUMNS, inside the open transaction.
 
         Rows come sorted by the routing column (then ev_id), so each target
         queue's rows sit together in the target's staging table and
@@ -83,15 +86,17 @@ class Source:
             if batch_sql is None:
                 cur.execute("select pgq.batch_event_sql(%s)", (batch.batch_id,))
                 (batch_sql,) = cur.fetchone()
-            # batch_sql is pgq's own query text for this batch (no event data
-            # in it); it ends in pgq's "order by 1", replaced by ours
             column = route_column(queue_field)
+            order = [sql.SQL("b.ev_id")]
             if column is not None:
-                query = sql.SQL("copy (select * from ({}) b order by b.{} collate \"C\", b.ev_id) to stdout").format(
-                    sql.SQL(batch_sql.removesuffix(" order by 1")), sql.Identifier(column)
-                )
-            else:
-                query = sql.SQL("copy ({}) to stdout").format(sql.SQL(batch_sql))
+                order.insert(0, sql.SQL('b.{} collate "C"').format(sql.Identifier(column)))
+            # batch_sql is pgq's own query text for this batch (no event data
+            # in it); its closing "order by 1" gives way to ours
+            query = sql.SQL("copy (select {} from ({}) b order by {}) to stdout").format(
+                sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in STAGED_COLUMNS),
+                sql.SQL(batch_sql.removesuffix(" order by 1")),
+                sql.SQL(", ").join(order),
+            )
             cur.copy_expert(query, sink)
 
     def finish_batch(self, batch_id: int) -> None:
