@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the bench works, measures nothing")
     p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of: " + ", ".join(SCENARIOS))
     p.add_argument("--json", type=Path, default=None, help="where to write every figure (default bench-results/bench-<time>.json)")
+    p.add_argument("--phases", action="store_true",
+                   help="also time each step of the driver loop in the standard and small-batch runs")
     p.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -108,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(json_path, document)
         text = report.table(summary, asdict(sizes))
         print(text)
+        if args.phases:
+            print()
+            print(report.phases_table(runs))
         print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); "
               f"{args.repeats} run(s) each, medians; every figure in {json_path}")
     finally:
@@ -136,9 +141,9 @@ def run_all(ctx: Context, sizes: Sizes, args: argparse.Namespace) -> dict[str, l
         if "limit" in only:
             _record(runs, "limit", r, scenarios.limit(ctx, std))
         if "standard" in only:
-            _record(runs, "standard", r, scenarios.splitter_run(ctx, std, f"std_r{r}"))
+            _record(runs, "standard", r, scenarios.splitter_run(ctx, std, f"std_r{r}", args.phases))
         if "small_batches" in only:
-            _record(runs, "small_batches", r, scenarios.splitter_run(ctx, small, f"small_r{r}"))
+            _record(runs, "small_batches", r, scenarios.splitter_run(ctx, small, f"small_r{r}", args.phases))
         if "per_event" in only:
             _record(runs, "per_event", r, scenarios.per_event(ctx, std, f"naive_r{r}", sizes.per_event))
         if "big_batch" in only:

@@ -128,3 +128,18 @@ def _ratio(value, suffix: str = "") -> str:
 def write_json(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def phases_table(runs: dict[str, list[dict]]) -> str:
+    """Seconds per step of the driver loop, for the median run (by events/s)
+    of each measurement that was timed with --phases."""
+    lines = ["| run | step | seconds | per batch (ms) |", "|---|---|---:|---:|"]
+    for name, rs in runs.items():
+        timed = sorted((r for r in rs if "phases_s" in r), key=lambda r: r["events_per_s"])
+        if not timed:
+            continue
+        mid = timed[len(timed) // 2]
+        lines.append(f"| {name} (run {mid['run']}, {mid['seconds']:.2f} s in all) | | | |")
+        for step, secs in mid["phases_s"].items():
+            lines.append(f"| | {step} | {secs:.3f} | {secs / mid['batches'] * 1000:.2f} |")
+    return "\n".join(lines)

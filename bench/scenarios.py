@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg2
 
+from phases import PhaseTimer
 from qsplit.config import load
 from qsplit.splitter import Splitter
 from workload import (
@@ -94,15 +95,19 @@ def limit(ctx: Context, queue: SourceQueue) -> dict:
 
 
 # qsplit through the Splitter loop, in this process ---------------------------
-def splitter_run(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
+def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool = False) -> dict:
     """Every batch of *queue* through Splitter.run(once=True), the loop of
     qsplit-driver --once, timed from the first next_batch to the last commit
-    (connections are opened before the clock starts, as in a running daemon)."""
+    (connections are opened before the clock starts, as in a running daemon).
+    With *phases*, also the seconds spent in each step of the loop."""
     names = target_queue_names()
     reset_target_queues(ctx.server, ctx.dst_db, names)
     register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
     splitter = Splitter(load(ctx.write_ini(consumer, queue.name, consumer)))
     splitter.connect()
+    timer = PhaseTimer()
+    if phases:
+        timer.attach(splitter)
     ctx.server.checkpoint()
     started = time.perf_counter()
     rc = splitter.run(once=True)
@@ -115,6 +120,7 @@ def splitter_run(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
         "batches": queue.n_batches,
         "seconds": elapsed,
         "events_per_s": queue.n_events / elapsed,
+        **({"phases_s": timer.figures()} if phases else {}),
     }
 
 
@@ -226,7 +232,8 @@ def latency(ctx: Context, queue: SourceQueue, consumer: str, seconds: float, rat
     whole commit-to-visible time, p50 and p99, in ms."""
     names = target_queue_names()
     reset_target_queues(ctx.server, ctx.dst_db, names)
-    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    # at the queue's last tick: earlier runs' events are not this run's
+    ctx.server.execute(ctx.src_db, "select pgq.register_consumer(%s, %s)", (queue.name, consumer))
     ini = ctx.write_ini(consumer, queue.name, consumer, loop_delay=str(loop_delay))
     watch = _PositionWatch(ctx.server.dsn(ctx.dst_db), consumer, poll)
     driver = subprocess.Popen([str(DRIVER), str(ini)])
