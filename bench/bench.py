@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         version = server.execute("postgres", "show server_version")[0][0]
         settings = dict(server.execute(
             "postgres",
-            "select name, setting || coalesce(unit, '') from pg_settings where name in"
+            "select name, current_setting(name) from pg_settings where name in"
             " ('shared_buffers', 'temp_buffers', 'work_mem', 'synchronous_commit', 'fsync', 'wal_level',"
             "  'max_wal_size', 'checkpoint_timeout')",
         ))

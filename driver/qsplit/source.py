@@ -77,9 +77,9 @@ class Source:
         """Write the batch's events as COPY text into *sink* (a file-like with
         write()), columns STAGED_COLUMNS, inside the open transaction.
 
-        Rows come sorted by the routing column (then ev_id), so each target
-        queue's rows sit together in the target's staging table and
-        qsplit.apply_batch reads each stretch once.  The order is only for
+        Rows come grouped by the routing value (sorted by its hash, then
+        ev_id), so each target queue's rows sit together in the target's
+        staging table and qsplit.apply_batch reads each stretch once.  The order is only for
         speed: apply_batch puts every queue's rows in ev_id order itself."""
         batch_sql = batch.event_sql
         with self.conn.cursor() as cur:
@@ -89,7 +89,11 @@ class Source:
             column = route_column(queue_field)
             order = [sql.SQL("b.ev_id")]
             if column is not None:
-                order.insert(0, sql.SQL('b.{} collate "C"').format(sql.Identifier(column)))
+                # sorting by the hash of the value groups the rows as well as
+                # the value itself (colliding values share a stretch, which
+                # apply_batch handles) at ~1/3 the sort cost: queue names
+                # often share a long prefix, which defeats text sort keys
+                order.insert(0, sql.SQL("hashtext(b.{})").format(sql.Identifier(column)))
             # batch_sql is pgq's own query text for this batch (no event data
             # in it); its closing "order by 1" gives way to ours
             query = sql.SQL("copy (select {} from ({}) b order by {}) to stdout").format(

@@ -18,7 +18,7 @@ returns setof record as $$
 --      One pass over the staging table finds, per routing value, the
 --      first and last row (by ctid); each queue's INSERT then reads only
 --      that ctid range (a TID range scan), not the whole table.  The
---      driver COPYs a batch sorted by routing value, so the ranges do not
+--      driver COPYs a batch grouped by routing value, so the ranges do not
 --      overlap and the inserts together read the staged batch once.  In
 --      any other physical order the ranges overlap and the result is the
 --      same, only slower: the filter on the routing value, not the range,
