@@ -6,12 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql demo test clean
+.PHONY: help venv prereqs install-sql demo test bench clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
+	@echo "make bench                   throughput, memory and latency next to the COPY limit (BENCH_ARGS=--help)"
 	@echo "make venv                    build .venv with qsplit and its test dependencies"
 
 venv: $(STAMP)
@@ -34,6 +35,11 @@ demo: prereqs venv
 
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# not part of make test: several minutes of load; creates and drops its own
+# databases (qsplit_bench_src/_dst unless BENCH_ARGS names others)
+bench: prereqs venv
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist driver/*.egg-info .pytest_cache

@@ -31,6 +31,7 @@
 \ir functions/qsplit._route_plan.sql
 \ir functions/qsplit._raise_route_error.sql
 \ir functions/qsplit._record_batch_stats.sql
+\ir functions/qsplit._insert_routed.sql
 
 -- Group: Driver API
 \ir functions/qsplit.prepare_staging.sql

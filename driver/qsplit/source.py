@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -17,6 +17,27 @@ class Batch:
     prev_tick_time: dt.datetime
     cur_tick_time: dt.datetime
     lag: float  # seconds from the batch's cur tick to now, on the source clock
+    # pgq.batch_event_sql() of the batch: the query that reads its events
+    event_sql: str | None = field(default=None, repr=False, compare=False)
+
+
+# the event columns the driver moves, in COPY order: every field of the
+# source event (ev_txid and ev_retry are not inserted into target queues,
+# but a dead letter keeps the whole event)
+STAGED_COLUMNS = (
+    "ev_id", "ev_time", "ev_txid", "ev_retry", "ev_type", "ev_data",
+    "ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
+)
+
+# queue_field values whose column the source can group a batch by; the same
+# names qsplit._route_column() accepts (it is the one that rejects others)
+_ROUTE_COLUMNS = {f: "ev_" + f for f in ("extra1", "extra2", "extra3", "extra4", "type")}
+
+
+def route_column(queue_field: str) -> str | None:
+    """The event column named by *queue_field*, or None when it is not one
+    of the known fields."""
+    return _ROUTE_COLUMNS.get(queue_field.strip().lower().removeprefix("ev_"))
 
 
 class Source:
@@ -39,11 +60,20 @@ class Source:
         return created == 1
 
     def next_batch(self) -> Batch | None:
-        """Take the next batch (or the one still open for this consumer)."""
+        """Take the next batch (or the one still open for this consumer), with
+        the query text that reads its events, in one round trip, and commit.
+
+        The commit matters: once taken, a batch keeps its ticks until
+        finish_batch, so a crash anywhere later hands the driver the very
+        same batch again, which the target recognises as applied.  (Left
+        uncommitted, a re-taken batch could cover other ticks when
+        pgq_batch_collect_* or pgq_keep_lag are set, and the target's
+        position would match neither end of it: QS001.)"""
         with self.conn.cursor() as cur:
             cur.execute(
                 "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
-                "       extract(epoch from now() - b.cur_tick_time)::float8"
+                "       extract(epoch from now() - b.cur_tick_time)::float8,"
+                "       case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"
                 "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b",
                 (self.queue_name, self.consumer_name, *self._custom),
             )
@@ -53,21 +83,47 @@ class Source:
             return None
         return Batch(*row)
 
-    def copy_out(self, batch_id: int, sink) -> None:
+    def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with
-        write()), in ev_id order, columns as pgq.batch_event_sql() gives them."""
+        write()), columns STAGED_COLUMNS.  The transaction stays open; the
+        same one finishes the batch (finish_batch, then commit()).
+
+        Rows come grouped by the routing value (sorted by its hash, then
+        ev_id), so each target queue's rows sit together in the target's
+        staging table and qsplit.apply_batch reads each stretch once.  The
+        order is only for speed: apply_batch puts every queue's rows in ev_id
+        order itself."""
+        batch_sql = batch.event_sql
         with self.conn.cursor() as cur:
-            cur.execute("select pgq.batch_event_sql(%s)", (batch_id,))
-            (batch_sql,) = cur.fetchone()
-            # batch_sql is pgq's own query text for this batch (no event data in it)
-            cur.copy_expert(sql.SQL("copy ({}) to stdout").format(sql.SQL(batch_sql)), sink)
-        self.conn.commit()
+            if batch_sql is None:
+                cur.execute("select pgq.batch_event_sql(%s)", (batch.batch_id,))
+                (batch_sql,) = cur.fetchone()
+            order = [sql.SQL("b.ev_id")]
+            column = route_column(queue_field)
+            if column is not None:
+                # the hash groups rows as well as the value itself (colliding
+                # values share a stretch, which apply_batch handles) at about
+                # a third of the sort cost: queue names often share a long
+                # prefix, which defeats text sort keys
+                order.insert(0, sql.SQL("hashtext(b.{})").format(sql.Identifier(column)))
+            # batch_sql is pgq's own query text for this batch (no event data
+            # in it); its closing "order by 1" gives way to ours
+            query = sql.SQL("copy (select {} from ({}) b order by {}) to stdout").format(
+                sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in STAGED_COLUMNS),
+                sql.SQL(batch_sql.removesuffix(" order by 1")),
+                sql.SQL(", ").join(order),
+            )
+            cur.copy_expert(query, sink)
 
     def finish_batch(self, batch_id: int) -> bool:
         """Close the batch; it takes effect at commit().  False when the batch
-        was not open any more (another driver on this consumer finished it)."""
+        was not open any more (another driver on this consumer finished it).
+
+        This commit need not wait for the disk: if a source crash loses it,
+        the batch comes again and the target skips it as applied.  Saving the
+        flush matters for small batches."""
         with self.conn.cursor() as cur:
-            cur.execute("select pgq.finish_batch(%s)", (batch_id,))
+            cur.execute("set local synchronous_commit = off; select pgq.finish_batch(%s)", (batch_id,))
             (found,) = cur.fetchone()
         return found == 1
 

@@ -164,7 +164,7 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
+            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc

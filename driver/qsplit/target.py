@@ -6,12 +6,9 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from .source import Batch
+from .source import STAGED_COLUMNS, Batch
 
-COPY_IN = (
-    "copy pg_temp.qsplit_staging (ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
-    " ev_extra1, ev_extra2, ev_extra3, ev_extra4) from stdin"
-)
+COPY_IN = f"copy pg_temp.qsplit_staging ({', '.join(STAGED_COLUMNS)}) from stdin"
 COPY_READ_SIZE = 256 * 1024
 
 

@@ -84,7 +84,6 @@ declare
     v_last_time timestamptz;
     v_tick_time timestamptz;
     v_plan      record;
-    v_table     regclass;
     v_values    text[];
     v_queues    text[];
     v_counts    bigint[];
@@ -196,22 +195,13 @@ begin
             using i_consumer, i_batch_id, substr(v_col, 4), v_values, v_queues, v_actions, v_reasons;
     end if;
 
-    for v_plan in
-        select p.queue_name,
-               coalesce(array_agg(p.route_value) filter (where p.route_value is not null), '{}') as route_values,
-               bool_or(p.route_value is null) as with_null
-          from unnest(v_values, v_queues, v_actions) p(route_value, queue_name, action)
-         where p.action in ('insert', 'create')
-         group by p.queue_name order by p.queue_name
-    loop
-        v_table := pgq.current_event_table(v_plan.queue_name)::regclass;
-        execute format(
-            'insert into %s (ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' select s.ev_time, s.ev_type, s.ev_data, s.ev_extra1, s.ev_extra2, s.ev_extra3, s.ev_extra4'
-            '   from pg_temp.qsplit_staging s where s.%2$I = any ($1) or ($2 and s.%2$I is null) order by s.ev_id',
-            v_table, v_col)
-            using v_plan.route_values, v_plan.with_null;
-    end loop;
+    -- move the rows: every queue's events in one INSERT, in ev_id order
+    perform qsplit._insert_routed(v_col,
+                coalesce(array_agg(p.route_value) filter (where p.route_value is not null), '{}'),
+                coalesce(array_agg(p.queue_name) filter (where p.route_value is not null), '{}'),
+                min(p.queue_name) filter (where p.route_value is null))
+       from unnest(v_values, v_queues, v_actions) p(route_value, queue_name, action)
+      where p.action in ('insert', 'create');
 
     -- exact counts for the status views, in this same transaction
     perform qsplit._record_batch_stats(i_consumer, i_batch_id, v_queues, v_counts, v_actions);

@@ -1,0 +1,326 @@
+"""One function per measurement.  Each returns a dict of figures for one
+run; every run checks that the events it moved all arrived."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+from phases import PhaseTimer
+from qsplit.config import load
+from qsplit.splitter import Splitter
+from workload import (
+    Server,
+    SourceQueue,
+    register_consumer_at,
+    reset_target_queues,
+    target_count,
+    target_queue_names,
+    tick,
+)
+
+log = logging.getLogger("bench")
+
+# the console script a DBA runs, next to this interpreter in the venv
+DRIVER = Path(sys.executable).parent / "qsplit-driver"
+LAUNCH = Path(__file__).resolve().parent / "launch.py"
+EVENT_COLUMNS = "ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4"
+
+
+@dataclass(frozen=True)
+class Context:
+    server: Server
+    src_db: str
+    dst_db: str
+    workdir: Path
+
+    def write_ini(self, name: str, queue: str, consumer: str, **extra: str) -> Path:
+        keys = {
+            "job_name": name,
+            "src_db": self.server.dsn(self.src_db),
+            "dst_db": self.server.dsn(self.dst_db),
+            "pgq_queue_name": queue,
+            "pgq_consumer_id": consumer,
+            "logfile": str(self.workdir / "log" / f"{name}.log"),
+        }
+        keys.update(extra)
+        path = self.workdir / f"{name}.ini"
+        path.write_text("[queue_splitter]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+        return path
+
+
+class BenchError(Exception):
+    """A run did not move what it should have: its figures are void."""
+
+
+def _check_arrived(ctx: Context, expected: int, names: list[str]) -> None:
+    got = target_count(ctx.server, ctx.dst_db, names)
+    if got != expected:
+        raise BenchError(f"{expected} events sent, {got} arrived in the target queues")
+
+
+# the limit L ----------------------------------------------------------------
+def limit(ctx: Context, queue: SourceQueue) -> dict:
+    """psql COPY TO STDOUT on the source piped into psql COPY FROM STDIN of
+    one target event table: what PostgreSQL itself moves, no routing."""
+    names = ["bench.limit"]
+    reset_target_queues(ctx.server, ctx.dst_db, names)
+    (src_table,) = ctx.server.execute(
+        ctx.src_db, "select queue_data_pfx from pgq.queue where queue_name = %s", (queue.name,)
+    )[0]
+    (dst_table,) = ctx.server.execute(ctx.dst_db, "select pgq.current_event_table('bench.limit')")[0]
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    out_cmd = psql + ["-d", ctx.server.dsn(ctx.src_db), "-c", f"copy (select {EVENT_COLUMNS} from {src_table}) to stdout"]
+    in_cmd = psql + ["-d", ctx.server.dsn(ctx.dst_db), "-c", f"copy {dst_table} ({EVENT_COLUMNS}) from stdin"]
+    ctx.server.checkpoint()
+    started = time.perf_counter()
+    out = subprocess.Popen(out_cmd, stdout=subprocess.PIPE)
+    into = subprocess.Popen(in_cmd, stdin=out.stdout)
+    assert out.stdout is not None
+    out.stdout.close()
+    if into.wait() != 0 or out.wait() != 0:
+        raise BenchError("the psql COPY pipe failed")
+    elapsed = time.perf_counter() - started
+    _check_arrived(ctx, queue.n_events, names)
+    return {"events": queue.n_events, "seconds": elapsed, "events_per_s": queue.n_events / elapsed}
+
+
+# qsplit through the Splitter loop, in this process ---------------------------
+def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool = False) -> dict:
+    """Every batch of *queue* through Splitter.run(once=True), the loop of
+    qsplit-driver --once, timed from the first next_batch to the last commit
+    (connections are opened before the clock starts, as in a running daemon).
+    With *phases*, also the seconds spent in each step of the loop."""
+    names = target_queue_names()
+    reset_target_queues(ctx.server, ctx.dst_db, names)
+    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    splitter = Splitter(load(ctx.write_ini(consumer, queue.name, consumer)))
+    splitter.connect()
+    timer = PhaseTimer()
+    if phases:
+        timer.attach(splitter)
+    ctx.server.checkpoint()
+    started = time.perf_counter()
+    rc = splitter.run(once=True)
+    elapsed = time.perf_counter() - started
+    if rc != 0:
+        raise BenchError(f"Splitter.run returned {rc}; see {ctx.workdir / 'log'}")
+    _check_arrived(ctx, queue.n_events, names)
+    return {
+        "events": queue.n_events,
+        "batches": queue.n_batches,
+        "seconds": elapsed,
+        "events_per_s": queue.n_events / elapsed,
+        **({"phases_s": timer.figures()} if phases else {}),
+    }
+
+
+# one big batch through the console script ------------------------------------
+def big_batch(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
+    """qsplit-driver --once on a single batch of every event of *queue*, as
+    a child process: wall time (process start to exit) and the driver's
+    own peak RSS (wait4, through launch.py)."""
+    names = target_queue_names()
+    reset_target_queues(ctx.server, ctx.dst_db, names)
+    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    ini = ctx.write_ini(consumer, queue.name, consumer)
+    ctx.server.checkpoint()
+    done = subprocess.run([sys.executable, str(LAUNCH), str(DRIVER), "--once", str(ini)],
+                          stdout=subprocess.PIPE, text=True, check=True)
+    child = json.loads(done.stdout)
+    if child["exit"] != 0:
+        raise BenchError(f"qsplit-driver exited with {child['exit']}; see {ctx.workdir / 'log'}")
+    elapsed = child["seconds"]
+    _check_arrived(ctx, queue.n_events, names)
+    return {
+        "events": queue.n_events,
+        "seconds": elapsed,
+        "events_per_s": queue.n_events / elapsed,
+        "peak_rss_mib": child["maxrss_kib"] / 1024,  # Linux reports KiB
+    }
+
+
+# a naive consumer: pgq.insert_event per event --------------------------------
+def per_event(ctx: Context, queue: SourceQueue, consumer: str, n_events: int) -> dict:
+    """Read batches with pgq.get_batch_events and call pgq.insert_event on
+    the target once per event, until *n_events* are moved."""
+    names = target_queue_names()
+    reset_target_queues(ctx.server, ctx.dst_db, names)
+    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    src = psycopg2.connect(ctx.server.dsn(ctx.src_db))
+    dst = psycopg2.connect(ctx.server.dsn(ctx.dst_db))
+    moved = 0
+    try:
+        with src.cursor() as scur, dst.cursor() as dcur:
+            ctx.server.checkpoint()
+            started = time.perf_counter()
+            while moved < n_events:
+                scur.execute("select pgq.next_batch(%s, %s)", (queue.name, consumer))
+                (batch_id,) = scur.fetchone()
+                src.commit()
+                if batch_id is None:
+                    break
+                scur.execute(
+                    "select ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4"
+                    " from pgq.get_batch_events(%s)",
+                    (batch_id,),
+                )
+                for ev_type, ev_data, x1, x2, x3, x4 in scur.fetchall()[: n_events - moved]:
+                    dcur.execute("select pgq.insert_event(%s, %s, %s, %s, %s, %s, %s)", (x1, ev_type, ev_data, x1, x2, x3, x4))
+                    moved += 1
+                dst.commit()
+                scur.execute("select pgq.finish_batch(%s)", (batch_id,))
+                src.commit()
+            elapsed = time.perf_counter() - started
+    finally:
+        src.close()
+        dst.close()
+    _check_arrived(ctx, moved, names)
+    return {"events": moved, "seconds": elapsed, "events_per_s": moved / elapsed}
+
+
+# latency --------------------------------------------------------------------
+class _PositionWatch(threading.Thread):
+    """Poll the consumer's target position; remember when each tick was
+    first seen applied (events and position commit together)."""
+
+    def __init__(self, dsn: str, consumer: str, interval: float) -> None:
+        super().__init__(name="bench-position-watch", daemon=True)
+        self.dsn, self.consumer, self.interval = dsn, consumer, interval
+        self.seen: list[tuple[int, float]] = []  # (last_tick_id, monotonic time), increasing
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                last = None
+                while not self.stop.is_set():
+                    cur.execute("select last_tick_id from qsplit.consumer where consumer_name = %s", (self.consumer,))
+                    row = cur.fetchone()
+                    now = time.monotonic()
+                    if row and row[0] is not None and row[0] != last:
+                        last = row[0]
+                        self.seen.append((last, now))
+                    time.sleep(self.interval)
+        finally:
+            conn.close()
+
+    def applied_at(self, tick_id: int) -> float | None:
+        for tick, at in self.seen:
+            if tick >= tick_id:
+                return at
+        return None
+
+
+def latency(ctx: Context, queue: SourceQueue, consumer: str, seconds: float, rate: float = 200.0,
+            tick_every: float = 0.05, loop_delay: float = 0.1, poll: float = 0.002) -> dict:
+    """A qsplit-driver daemon (loop_delay 0.1) follows a live source queue:
+    one event every 1/rate s, a tick every *tick_every* s.  For each event:
+    source commit -> the tick that closes its batch -> visible in its target
+    queue.  Reports the time after the tick (the driver's share) and the
+    whole commit-to-visible time, p50 and p99, in ms."""
+    names = target_queue_names()
+    reset_target_queues(ctx.server, ctx.dst_db, names)
+    # at the queue's last tick: earlier runs' events are not this run's
+    ctx.server.execute(ctx.src_db, "select pgq.register_consumer(%s, %s)", (queue.name, consumer))
+    ini = ctx.write_ini(consumer, queue.name, consumer, loop_delay=str(loop_delay))
+    watch = _PositionWatch(ctx.server.dsn(ctx.dst_db), consumer, poll)
+    driver = subprocess.Popen([str(DRIVER), str(ini)])
+    src = psycopg2.connect(ctx.server.dsn(ctx.src_db))
+    src.autocommit = True
+    events: list[tuple[float, int]] = []   # (commit time, tick index)
+    ticks: list[tuple[int, float]] = []    # (tick_id, commit time)
+    try:
+        watch.start()
+        with src.cursor() as cur:
+            first = tick(cur, queue.name)
+            _wait_for(lambda: watch.applied_at(first) is not None, 30, "the driver to apply its first batch")
+            interval = 1.0 / rate
+            started = time.monotonic()
+            next_event = next_tick = started
+            pending = 0
+            n = 0
+            while True:
+                now = time.monotonic()
+                if now - started >= seconds:
+                    break
+                if now >= next_tick:
+                    ticks.append((tick(cur, queue.name), time.monotonic()))
+                    _assign(events, pending, len(ticks) - 1)
+                    pending = 0
+                    next_tick += tick_every
+                if now >= next_event:
+                    n += 1
+                    cur.execute(
+                        "select pgq.insert_event(%s, 'I:id', %s, %s, null, null, null)",
+                        (queue.name, f"id={n}&status=paid&amount={n % 1000}.00", f"bench.q{1 + n % len(names):02d}"),
+                    )
+                    events.append((time.monotonic(), -1))
+                    pending += 1
+                    next_event += interval
+                time.sleep(max(0.0, min(next_event, next_tick) - time.monotonic()))
+            ticks.append((tick(cur, queue.name), time.monotonic()))
+            _assign(events, pending, len(ticks) - 1)
+            last_tick = ticks[-1][0]
+            _wait_for(lambda: watch.applied_at(last_tick) is not None, 30, "the driver to catch up")
+    finally:
+        watch.stop.set()
+        src.close()
+        driver.send_signal(signal.SIGINT)
+        try:
+            driver.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+            driver.wait()
+        watch.join()
+    _check_arrived(ctx, len(events), names)
+    after_tick, total = [], []
+    for committed, tick_index in events:
+        tick_id, ticked = ticks[tick_index]
+        visible = watch.applied_at(tick_id)
+        assert visible is not None
+        after_tick.append(visible - ticked)
+        total.append(visible - committed)
+    return {
+        "events": len(events),
+        "ticks": len(ticks),
+        "loop_delay_ms": loop_delay * 1000,
+        "tick_every_ms": tick_every * 1000,
+        "poll_ms": poll * 1000,
+        "p50_ms": _percentile(after_tick, 50) * 1000,
+        "p99_ms": _percentile(after_tick, 99) * 1000,
+        "max_ms": max(after_tick) * 1000,
+        "commit_to_visible_p50_ms": _percentile(total, 50) * 1000,
+        "commit_to_visible_p99_ms": _percentile(total, 99) * 1000,
+    }
+
+
+def _assign(events: list[tuple[float, int]], pending: int, tick_index: int) -> None:
+    """The last *pending* events were committed before tick *tick_index*."""
+    for i in range(len(events) - pending, len(events)):
+        events[i] = (events[i][0], tick_index)
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
