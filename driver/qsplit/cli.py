@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     p.add_argument("--once", action="store_true",
                    help="process every batch available now, then exit (0 = all done, 1 = error)")
+    p.add_argument("--install-sql", action="store_true",
+                   help="bring the qsplit schema of the config's dst_db to the newest revision "
+                        "(tables, functions), then exit; needs no source tree")
     p.add_argument("-V", "--version", action="version", version=f"qsplit-driver {__version__}")
     return p
 
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    if args.install_sql:
+        from . import install  # alembic and SQLAlchemy load only for this
+
+        return install.install_sql(config.dst_db)
     setup_logging(config.logfile, args.verbose, args.quiet, config.job_name)
     log.info("starting: queue %r, consumer %r, routing by %s", config.queue_name, config.consumer_name, config.queue_field)
     try:
