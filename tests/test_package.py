@@ -50,8 +50,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def venv() -> Iterator[Path]:
-    # not under pytest's basetemp: concurrent pytest runs of the same user
-    # prune each other's older basetemp directories
+    # removed when the module is done (pytest would keep its tmp dirs around)
     with tempfile.TemporaryDirectory(prefix="qsplit-package-") as tmp:
         yield _install_into_fresh_venv(Path(tmp))
 
