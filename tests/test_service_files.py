@@ -90,14 +90,14 @@ def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen, sig: signal.Signals) -> tuple[int, str]:
+def stop(proc: subprocess.Popen, sig: signal.Signals, cluster) -> tuple[int, str]:
     proc.send_signal(sig)
     try:
         out, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-        raise AssertionError(f"the driver did not exit within 60 s of {sig.name}: {out}")
+        raise AssertionError(f"the driver did not exit within 60 s of {sig.name}: {out}\n{cluster.log_text()}")
     return proc.returncode, out
 
 
@@ -116,7 +116,7 @@ def test_unit_stop_signal_exits_cleanly_and_keeps_every_event(cluster):
     try:
         produce(cluster, queues, per_batch=500, batches=4)
         wait_for(lambda: cluster.log_text().count(" applied: ") >= 1, "a first batch")
-        code, out = stop(proc, unit_stop_signal())
+        code, out = stop(proc, unit_stop_signal(), cluster)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -177,7 +177,7 @@ def test_copytruncate_rotation_under_a_running_driver(cluster, tmp_path):
         assert b"\0" not in after, "the driver kept writing at its old offset (not append mode)"
         assert re.match(rb"\d{4}-\d\d-\d\d ", after), after[:80]
         assert b"count: 10," not in after
-        code, out = stop(proc, unit_stop_signal())
+        code, out = stop(proc, unit_stop_signal(), cluster)
     finally:
         if proc.poll() is None:
             proc.kill()
