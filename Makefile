@@ -37,10 +37,10 @@ install-sql: venv
 sql-script: venv
 	@$(BIN)/python -m qsplit.sqlscript $(if $(FROM),--from '$(FROM)') -o '$(or $(OUT),build/sql/)'
 
-demo: venv prereqs
+demo: prereqs venv
 	@scripts/demo.sh
 
-test: venv prereqs
+test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -35,9 +35,18 @@ def staged_session(cluster, rows):
     return conn
 
 
-def apply(conn, consumer="c1", batch=1, prev=1, cur=2, field="extra1"):
+T1 = "2026-01-01 00:00:01+00"
+T2 = "2026-01-01 00:00:02+00"
+T5 = "2026-01-01 00:00:05+00"
+
+
+def apply(conn, consumer="c1", batch=1, prev=1, cur=2, field="extra1", prev_time=T1, cur_time=T2):
     with conn.cursor() as c:
-        c.execute("select * from qsplit.apply_batch(%s, %s, %s, %s, %s)", (consumer, batch, prev, cur, field))
+        c.execute(
+            "select * from qsplit.apply_batch(i_consumer => %s, i_batch_id => %s, i_prev_tick_id => %s,"
+            " i_cur_tick_id => %s, i_queue_field => %s, i_prev_tick_time => %s, i_cur_tick_time => %s)",
+            (consumer, batch, prev, cur, field, prev_time, cur_time),
+        )
         return c.fetchall()
 
 
@@ -79,7 +88,7 @@ def test_next_batch_on_track_applies(queues):
     apply(conn, batch=1, prev=1, cur=2)
     conn.commit()
     conn = staged_session(c, [(2, "t", "two", "qa")])
-    assert apply(conn, batch=2, prev=2, cur=5) == [("qa", 1, "inserted")]
+    assert apply(conn, batch=2, prev=2, cur=5, prev_time=T2, cur_time=T5) == [("qa", 1, "inserted")]
     conn.commit()
     assert c.dst_exec("select last_tick_id from qsplit.consumer") == [(5,)]
 
@@ -93,7 +102,8 @@ def test_lost_position_raises_qs001(queues):
     assert err.value.pgcode == "QS001"
     msg = err.value.diag.message_primary
     assert '"c1"' in msg and "batch 3" in msg and "ticks 1 to 2" in msg and "tick 7" in msg
-    assert err.value.diag.message_hint
+    assert "pgq.register_consumer_at" in err.value.diag.message_hint
+    assert "delete from qsplit.consumer" in err.value.diag.message_hint
 
 
 @pytest.mark.parametrize(
@@ -145,6 +155,42 @@ def test_unknown_queue_field_raises_qs005(queues):
     with pytest.raises(psycopg2.Error) as err:
         apply(conn, field="ev_data; drop table x")
     assert err.value.pgcode == "QS005"
+    assert '"c1"' in err.value.diag.message_primary and "batch 1" in err.value.diag.message_primary
+
+
+def test_same_tick_id_from_another_source_is_qs007_not_a_skip(queues):
+    """Two source queues under one consumer name: tick 2 of the second one
+    must not pass for tick 2 of the first (it would be skipped: lost)."""
+    c = queues
+    conn = staged_session(c, [(1, "t", "from a", "qa")])
+    apply(conn, prev=1, cur=2, prev_time=T1, cur_time=T2)
+    conn.commit()
+    for prev_time, cur_time in [(T1, T5), (T5, T5)]:  # replay look-alike; next-batch look-alike below
+        other = staged_session(c, [(1, "t", "from b", "qa")])
+        with pytest.raises(psycopg2.Error) as err:
+            apply(other, prev=1, cur=2, prev_time=prev_time, cur_time=cur_time)
+        assert err.value.pgcode == "QS007"
+        assert '"c1"' in err.value.diag.message_primary and "another source queue" in err.value.diag.message_primary
+        other.rollback()
+    other = staged_session(c, [(1, "t", "from b", "qa")])
+    with pytest.raises(psycopg2.Error) as err:
+        apply(other, batch=7, prev=2, cur=3, prev_time=T5, cur_time="2026-01-01 00:00:09+00")
+    assert err.value.pgcode == "QS007"
+    other.rollback()
+    assert [r[2] for r in c.target_events("qa")] == ["from a"]
+
+
+def test_position_without_tick_time_checks_ids_only(queues):
+    """A position taken over from pgq_ext has no tick time: ids decide."""
+    c = queues
+    c.dst_exec("insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 2)")
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    assert apply(conn, prev=1, cur=2) == [(None, 1, "already_applied")]
+    conn.rollback()
+    conn = staged_session(c, [(2, "t", "two", "qa")])
+    assert apply(conn, batch=2, prev=2, cur=5, prev_time=T2, cur_time=T5) == [("qa", 1, "inserted")]
+    conn.commit()
+    assert c.dst_exec("select last_tick_id, last_tick_time = %s from qsplit.consumer", (T5,)) == [(5, True)]
 
 
 def test_two_sessions_on_one_consumer_apply_once(queues):
@@ -162,12 +208,15 @@ def test_two_sessions_on_one_consumer_apply_once(queues):
 
     t = threading.Thread(target=run_second)
     t.start()
-    time.sleep(0.5)
-    assert t.is_alive(), "the second apply_batch must wait for the first one's lock"
-    waiting = c.dst_exec(
-        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
-    )
-    assert waiting == [(1,)]
+    deadline = time.monotonic() + 30
+    waiting = [(0,)]
+    while waiting != [(1,)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = c.dst_exec(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
+        )
+    assert waiting == [(1,)], "the second apply_batch must wait for the first one's row lock"
+    assert t.is_alive()
     first.commit()
     t.join(10)
     assert result["rows"] == [(None, 1, "already_applied")]
