@@ -147,7 +147,7 @@ def test_copytruncate_rotation_under_a_running_driver(cluster, tmp_path):
     queues = ["a"]
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     cluster.dst_exec("select pgq.create_queue('a')")
-    ini = cluster.write_ini(loop_delay="0.1")
+    ini = cluster.write_ini(loop_delay="0.1", log_size="0")  # as docs/deployment.md says for logrotate
     log_dir = cluster.workdir / "log"
     log = log_dir / "test_splitter.log"
     assert cluster.run_driver("--once", str(ini)).returncode == 0
