@@ -6,29 +6,37 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql demo test bench clean
+.PHONY: help venv prereqs install-sql sql-script demo test bench clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
+	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
+	@echo "                             for a DBA to apply with psql (OUT=file or dir/, default build/sql/)"
 	@echo "make bench                   throughput, memory and latency next to the COPY limit (BENCH_ARGS=--help)"
 	@echo "make venv                    build .venv with qsplit and its test dependencies"
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 prereqs:
-	@scripts/ensure-postgres.sh
+	@scripts/prepare-machine.sh
 
 install-sql: venv
 	@if [ -z "$(DSN)" ]; then echo "usage: make install-sql DSN='<libpq conninfo of the target database>'" >&2; exit 2; fi
 	@QSPLIT_DSN="$$DSN" $(BIN)/alembic -c alembic.ini upgrade head
+
+# one self-contained SQL file (one transaction) for DBAs who apply reviewed
+# SQL themselves: Alembic offline output + the function layer, recording the
+# revision in qsplit.alembic_version.  FROM=<rev>: upgrade from that revision.
+sql-script: venv
+	@$(BIN)/python -m qsplit.sqlscript $(if $(FROM),--from '$(FROM)') -o '$(or $(OUT),build/sql/)'
 
 demo: prereqs venv
 	@scripts/demo.sh

@@ -58,6 +58,54 @@ def _offline_target_is_head() -> bool:
     return bool(targets) and (targets <= {"head", "heads"} or targets <= _script_heads())
 
 
+def _offline_start_revision() -> str | None:
+    """Offline (--sql): the full id of the revision the script starts from
+    (``alembic upgrade FROM:head --sql``), None when it starts from nothing."""
+    start = context.get_starting_revision_argument()
+    if isinstance(start, (tuple, list)):
+        start = start[0] if len(start) == 1 else None
+    if start in (None, "base"):
+        return None
+    found = ScriptDirectory.from_config(config).get_revision(start)
+    if found is None:
+        raise CommandError(f"no revision {start!r} under {config.get_main_option('script_location')}")
+    return found.revision
+
+
+_OFFLINE_CHECK_PGQ = """\
+do $qsplit_check$
+begin
+    if not exists (select 1 from pg_catalog.pg_extension where extname = 'pgq') then
+        raise exception 'qsplit: this database has no pgq extension'
+            using errcode = 'object_not_in_prerequisite_state',
+                  hint = 'Install the pgq package for this PostgreSQL version, run CREATE EXTENSION pgq; in this database, then run this script again.';
+    end if;
+end;
+$qsplit_check$;"""
+
+_OFFLINE_CHECK_REVISION = """\
+do $qsplit_check$
+declare
+    v_expected text := {expected};
+    v_found    text;
+begin
+    if pg_catalog.to_regclass('{schema}.{table}') is not null then
+        execute 'select string_agg(version_num, '', '') from {schema}.{table}' into v_found;
+        if v_found is null and v_expected is null then
+            -- left empty by a downgrade to base: the script creates it again
+            execute 'drop table {schema}.{table}';
+        end if;
+    end if;
+    if v_found is distinct from v_expected then
+        raise exception 'qsplit: this script starts at schema revision %, but the database is at %',
+                coalesce(v_expected, 'none (empty database)'), coalesce(v_found, 'none (not installed)')
+            using errcode = 'object_not_in_prerequisite_state',
+                  hint = 'Use the script made for the revision the database is at: make sql-script FROM=<revision> (FROM omitted: a database without qsplit).';
+    end if;
+end;
+$qsplit_check$;"""
+
+
 def _check_pgq(cursor) -> None:
     cursor.execute("select extversion from pg_catalog.pg_extension where extname = 'pgq'")
     if cursor.fetchone() is None:
@@ -69,20 +117,32 @@ def _check_pgq(cursor) -> None:
 
 
 def run_migrations_offline() -> None:
-    """Write the SQL instead of running it (alembic upgrade --sql)."""
+    """Write the SQL instead of running it (alembic upgrade [FROM:]head --sql):
+    one transaction that checks pgq and the starting revision, runs the
+    revisions, records the new revision in qsplit.alembic_version and, when it
+    ends at head, creates the function layer."""
     context.configure(
         dialect_name="postgresql",
+        # named binds: op.execute() text keeps a literal % as it is
+        dialect_opts={"paramstyle": "named"},
         literal_binds=True,
         version_table=VERSION_TABLE,
         version_table_schema=SCHEMA,
         transactional_ddl=True,
     )
+    start = _offline_start_revision()
+    # written verbatim: the function bodies must reach the file unmangled
+    # (no bind-parameter or %% processing), as the online path runs them
+    write = context.get_context().impl.static_output
     with context.begin_transaction():
         context.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
+        write(_OFFLINE_CHECK_PGQ)
+        expected = "null" if start is None else "'" + start.replace("'", "''") + "'"
+        write(_OFFLINE_CHECK_REVISION.format(expected=expected, schema=SCHEMA, table=VERSION_TABLE))
         context.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         context.run_migrations()
         if _offline_target_is_head():
-            context.execute(sqlmanifest.expand())
+            write(sqlmanifest.expand().rstrip("\n"))
 
 
 def run_migrations_online() -> None:

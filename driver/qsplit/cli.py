@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run in the background (needs pidfile); the log goes to logfile")
     p.add_argument("--once", action="store_true",
                    help="process every batch available now, then exit (0 = all done, 1 = error)")
+    p.add_argument("--install-sql", action="store_true",
+                   help="bring the qsplit schema of the config's dst_db to the newest revision "
+                        "(tables, functions), then exit; needs no source tree")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable)")
     p.add_argument("--ini", action="store_true", help="print a sample config file with every key, then exit")
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     chosen = [name for name, on in (("-d", args.daemon), ("--once", args.once), ("-r/-s/-k", args.control),
                                     ("--register/--unregister/--rewind/--reset", args.manage),
-                                    ("--status", args.status)) if on]
+                                    ("--status", args.status), ("--install-sql", args.install_sql)) if on]
     if len(chosen) > 1:
         print(f"qsplit-driver: error: {' and '.join(chosen)} cannot be combined", file=sys.stderr)
         return EXIT_USAGE
@@ -172,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    if args.install_sql:
+        from . import install  # alembic and SQLAlchemy load only for this
+
+        _stderr_logging(args, cfg.job_name)
+        return install.install_sql(cfg.dst_db)
     if args.control:
         return _control(cfg, args.control)
     if args.manage or args.status:

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Make this machine ready for qsplit's demo and tests, idempotently:
 #   - the local PostgreSQL cluster is running (started when it is down);
-#   - the pgq extension and pgqd are installed (Debian packages).
+#   - the role the tests connect as exists; python3-venv is there;
+#   - the pgq extension and pgqd are installed (Debian packages);
+#   - logrotate and systemd-analyze, which the service-file tests run.
 # Prints what it does; does nothing when all is in place.
 set -euo pipefail
 
 PGVER=${PGVER:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}
 if [ -z "$PGVER" ]; then
-    echo "ensure-postgres: no PostgreSQL cluster under /etc/postgresql; install postgresql first" >&2
+    echo "prepare-machine: no PostgreSQL cluster under /etc/postgresql; install postgresql first" >&2
     exit 1
 fi
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-        echo "ensure-postgres: need root for: $*" >&2; exit 1; fi
+        echo "prepare-machine: need root for: $*" >&2; exit 1; fi
 }
 
 if ! pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; then
-    echo "ensure-postgres: starting PostgreSQL $PGVER"
+    echo "prepare-machine: starting PostgreSQL $PGVER"
     as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" main start
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}" && break; sleep 1; done
 fi
@@ -27,20 +29,29 @@ fi
 ME=${PGUSER:-$(id -un)}
 if ! psql -X -q -h 127.0.0.1 -U "$ME" -d postgres -c 'select 1' >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && su postgres -c "psql -X -qAt -d postgres -c \"select 1 from pg_roles where rolname = '$ME'\"" | grep -q 1; then
-        echo "ensure-postgres: role $ME exists but cannot connect over 127.0.0.1: check pg_hba.conf (the tests expect trust or a ~/.pgpass)" >&2
+        echo "prepare-machine: role $ME exists but cannot connect over 127.0.0.1: check pg_hba.conf (the tests expect trust or a ~/.pgpass)" >&2
         exit 1
     fi
-    echo "ensure-postgres: creating superuser role $ME"
+    echo "prepare-machine: creating superuser role $ME"
     as_root su postgres -c "createuser --superuser '$ME'"
 fi
 
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    echo "ensure-postgres: installing python3-venv"
+    echo "prepare-machine: installing python3-venv"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 
 if [ ! -f "/usr/share/postgresql/$PGVER/extension/pgq.control" ] || ! command -v pgqd >/dev/null; then
-    echo "ensure-postgres: installing postgresql-$PGVER-pgq3 and pgqd"
+    echo "prepare-machine: installing postgresql-$PGVER-pgq3 and pgqd"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$PGVER-pgq3" pgqd >/dev/null
+fi
+
+missing=()
+command -v logrotate >/dev/null || missing+=(logrotate)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "prepare-machine: installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
