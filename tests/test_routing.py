@@ -246,3 +246,28 @@ def test_one_unknown_name_per_event(cluster):
     assert c.run_driver("--once", str(error_ini)).returncode == 1
     error = [ln for ln in c.log_text().splitlines() if "[QS002]" in ln][0]
     assert "and 2990 more" in error and len(error) < 1500
+
+
+def test_policy_changed_with_reload_unblocks_the_batch(cluster):
+    """A DBA stuck on 'error' edits the ini and sends -r (SIGHUP): the same
+    process picks the new policy up and the batch moves, nothing lost."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('present')")
+    ini = c.write_ini(loop_delay="0.1")
+    setup_source(c, ini)
+    produce(c, ["present", "missing", "present", "missing"])
+    proc = subprocess.Popen(DRIVER + [str(ini)], cwd=c.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: "QS002" in c.log_text(), what="the error policy to refuse the batch")
+        assert c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(1,)]
+        ini.write_text(ini.read_text() + "on_unknown_queue = dead_letter\n")
+        reload = subprocess.run(DRIVER + ["-r", str(ini)], cwd=c.workdir, capture_output=True, text=True, timeout=30)
+        assert reload.returncode == 0, reload.stderr
+        wait_for(lambda: c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)], timeout=60, what="the batch to be applied")
+        assert c.target_events("present") == source_by_route(c)["present"]
+        dead = c.dst_exec("select queue_name, ev_data from qsplit.dead_letter order by ev_id")
+        assert dead == [("missing", row[EVENT_FIELDS.index("ev_data")]) for row in source_by_route(c)["missing"]]
+        assert proc.poll() is None  # the same process, never restarted
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
