@@ -118,6 +118,8 @@ class Splitter:
         try:
             queues = target.apply_batch(self.config.consumer_name, batch, self.config.queue_field)
         except psycopg2.Error as exc:
+            if exc.pgcode == "QS001" and not source.is_open(batch.batch_id):
+                return self._finished_elsewhere(batch, count, started)
             if exc.pgcode and exc.pgcode.startswith("QS"):
                 raise BatchError(exc.pgcode, exc.diag.message_primary or str(exc), exc.diag.message_hint) from exc
             raise
@@ -133,6 +135,16 @@ class Splitter:
         self.source.commit()
         stats = BatchStats(batch, count, time.monotonic() - started, queues)
         log.info("%s", stats.line())
+        return stats
+
+    def _finished_elsewhere(self, batch: Batch, count: int, started: float) -> BatchStats:
+        """Another driver on the same consumer applied this batch and the
+        next one(s) while this one was streaming it: the target is past the
+        batch and the source has closed it.  Nothing to do but drop it."""
+        assert self.target is not None
+        self.target.conn.rollback()
+        stats = BatchStats(batch, count, time.monotonic() - started, [QueueResult(None, count, "already_applied")])
+        log.info("%s (another driver on consumer %r finished it)", stats.line(), self.config.consumer_name)
         return stats
 
     # the loop --------------------------------------------------------------

@@ -1,0 +1,272 @@
+"""The fault matrix: the real driver crashed at every failpoint, its
+connections terminated, the target server restarted, several drivers on one
+consumer, event tables rotated under it, one huge batch.  After each, every
+target queue holds exactly its source events (all fields, source order)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+from faults import (
+    SOURCE_QUEUE,
+    DriverProcess,
+    Ledger,
+    assert_exactly_once,
+    create_queues,
+    drained,
+    driver_backends,
+    expected_by_queue,
+    open_batches,
+    produce_batch,
+    produce_bulk,
+    queue_digests,
+    terminate_backends,
+    wait_until,
+)
+from qsplit.failpoints import POINTS
+
+TARGETS = ["fault.a", "fault.b", "fault.c", "fault.d"]
+SKIPPED = "skipped, already applied on the target"
+
+
+def _seed() -> int:
+    return int(os.environ.get("QSPLIT_FAULT_SEED") or random.SystemRandom().randrange(10**6))
+
+
+def _start(cluster, loop_delay: str = "0.05"):
+    """Queues on both sides, the consumer registered; returns the ini."""
+    create_queues(cluster, TARGETS)
+    ini = cluster.write_ini(loop_delay=loop_delay)
+    first = cluster.run_driver("--once", str(ini))
+    assert first.returncode == 0, first.stderr + cluster.log_text()
+    return ini
+
+
+# the crash points ------------------------------------------------------------------
+PER_BATCH = 1000  # with the padding ~330 KiB a batch: more than one COPY chunk
+BATCHES = 5
+CRASH_AT = 3       # the batch whose processing is crashed
+# crash points after which the target holds the crashed batch
+TARGET_HAS_IT = {"after_target_commit", "after_finish_batch"}
+
+
+@pytest.mark.parametrize("point", sorted(POINTS))
+def test_crash_at_failpoint_then_restart_moves_exactly_once(cluster, point):
+    ini = _start(cluster)
+    for b in range(BATCHES):
+        produce_batch(cluster, TARGETS, PER_BATCH, start=b * PER_BATCH, pad=300)
+
+    crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": f"{point}@{CRASH_AT}"})
+    assert crashed.returncode == -9, crashed.stderr + cluster.log_text()  # SIGKILL, like a power cut
+
+    # what the crash kept: whole batches on the target, the crashed one open on the source
+    kept = CRASH_AT if point in TARGET_HAS_IT else CRASH_AT - 1
+    assert sum(cluster.target_queue_counts().values()) == kept * PER_BATCH
+    first_batches = {q: evs[: kept * PER_BATCH // len(TARGETS)] for q, evs in expected_by_queue(cluster).items()}
+    assert_exactly_once(cluster, TARGETS, first_batches)
+    assert open_batches(cluster) == 1
+    assert cluster.log_text().count(" applied: {count: 1000,") == CRASH_AT - 1
+
+    again = cluster.run_driver("--once", str(ini))
+    assert again.returncode == 0, again.stderr + cluster.log_text()
+    assert drained(cluster)
+    assert assert_exactly_once(cluster, TARGETS) == BATCHES * PER_BATCH
+    log = cluster.log_text()
+    if point in TARGET_HAS_IT:
+        assert log.count(SKIPPED) == 1
+    else:
+        assert SKIPPED not in log
+    assert "Traceback" not in log + again.stderr
+
+
+def test_failpoints_cost_nothing_unset_and_reject_unknown_names(cluster):
+    ini = _start(cluster)
+    produce_batch(cluster, TARGETS, 10, start=0)
+    bad = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_kopy"})
+    assert bad.returncode == 2 and "unknown failpoint" in bad.stderr and "after_copy" in bad.stderr
+    assert cluster.target_queue_counts() == {q: 0 for q in TARGETS}
+    ok = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": ""})
+    assert ok.returncode == 0
+    assert_exactly_once(cluster, TARGETS)
+
+
+# lost connections --------------------------------------------------------------------
+def test_terminated_connections_at_random_moments_complete_exactly_once(cluster):
+    seed = _seed()
+    rng = random.Random(seed)
+    ini = _start(cluster)
+    driver = DriverProcess(ini, cluster.workdir)
+    kills = {"src": 0, "dst": 0}
+    old: set[int] = set()
+    produced = 0
+    try:
+        for round_ in range(12):
+            n = rng.randint(500, 6000)
+            produce_batch(cluster, TARGETS, n, start=produced, pad=rng.choice([0, 200]))
+            produced += n
+            side = ("src", "dst")[round_ % 2]
+            # wait for the driver to be connected again (new backends: it closes
+            # both connections on an error), then hit it at a random moment
+            wait_until(lambda: set(driver_backends(cluster, side)) - old, 30, f"a new {side} connection")
+            time.sleep(rng.uniform(0, 0.25))
+            kills[side] += terminate_backends(cluster, driver_backends(cluster, side))
+            old |= set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
+        produce_batch(cluster, TARGETS, 100, start=produced)  # one more after the last kill
+        produced += 100
+        wait_until(lambda: drained(cluster), 60, "the driver to drain the queue")
+        assert driver.alive(), driver.stderr()
+    finally:
+        driver.stop()
+    log = cluster.log_text()
+    assert kills["src"] >= 5 and kills["dst"] >= 5, (seed, kills)
+    # each lost connection was noticed, both closed, and the work retried
+    assert log.count("retrying in") >= sum(kills.values()), (seed, kills, log)
+    assert assert_exactly_once(cluster, TARGETS) == produced, seed
+    assert "Traceback" not in log + driver.stderr()
+
+
+def test_target_server_restart_during_a_run(cluster):
+    """Restarts the whole local server (source and target live on it): the
+    driver loses both connections, reconnects, and completes exactly once."""
+    ini = _start(cluster)
+    driver = DriverProcess(ini, cluster.workdir)
+    produced = 0
+    try:
+        for b in range(6):
+            produce_batch(cluster, TARGETS, 3000, start=produced)
+            produced += 3000
+            if b == 2:
+                wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
+                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+                               check=True, timeout=120)
+                wait_until(lambda: cluster.src_exec("select 1"), 60, "the server to accept connections")
+        wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")
+        assert driver.alive(), driver.stderr()
+    finally:
+        driver.stop()
+    log = cluster.log_text()
+    assert "database connection failed" in log and "retrying in" in log
+    assert assert_exactly_once(cluster, TARGETS) == produced
+
+
+# several drivers on one consumer -------------------------------------------------------
+@pytest.mark.parametrize("n_drivers", [2, 3])
+def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
+    ini = _start(cluster, loop_delay="0.02")
+    produced = 0
+    for _ in range(8):  # a backlog they all reach for at once
+        produce_batch(cluster, TARGETS, 4000, start=produced)
+        produced += 4000
+    drivers = [DriverProcess(ini, cluster.workdir) for _ in range(n_drivers)]
+    try:
+        for _ in range(6):  # and more while they run
+            produce_batch(cluster, TARGETS, 2000, start=produced)
+            produced += 2000
+            time.sleep(0.05)
+        wait_until(lambda: drained(cluster), 90, "the drivers to drain the queue")
+        assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
+    finally:
+        for d in drivers:
+            d.stop()
+    log = cluster.log_text()
+    assert assert_exactly_once(cluster, TARGETS) == produced
+    # every batch was applied once; the others that had it say they skipped it
+    applied = log.count(" applied: {count:")
+    assert applied == 14, log
+    assert log.count(SKIPPED) >= 1, log
+    assert "lost its position" not in log and "Traceback" not in log, log
+
+
+# event-table rotation ----------------------------------------------------------------
+def _rotate(conn_exec, queues: list[str]) -> None:
+    for q in queues:
+        conn_exec("select pgq.maint_rotate_tables_step1(%s)", (q,))
+    conn_exec("select pgq.maint_rotate_tables_step2()")  # a separate transaction, as pgqd does
+
+
+def _tables_in_use(conn_exec, queues: list[str]) -> dict[str, int]:
+    return dict(conn_exec("select queue_name, queue_cur_table from pgq.queue where queue_name = any(%s)", (queues,)))
+
+
+def _read_target(cluster, queues: list[str], got: dict[str, list[tuple]]) -> None:
+    """Drain each target queue through a PgQ consumer 'reader', as a batch
+    server would (so target rotation may truncate what was read)."""
+    for q in queues:
+        while True:
+            cluster.dst_exec("select pgq.force_tick(%s); select pgq.ticker(%s)", (q, q))
+            (batch_id,) = cluster.dst_exec("select pgq.next_batch(%s, 'reader')", (q,))[0]
+            if batch_id is None:
+                break
+            events = cluster.dst_exec(
+                "select ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4"
+                "  from pgq.get_batch_events(%s) order by ev_id", (batch_id,))
+            cluster.dst_exec("select pgq.finish_batch(%s)", (batch_id,))
+            got[q].extend(events)
+            if not events:
+                break
+
+
+def test_event_table_rotation_on_both_sides_during_a_run(cluster):
+    ini = _start(cluster)
+    for q in TARGETS:
+        cluster.dst_exec("select pgq.register_consumer(%s, 'reader')", (q,))
+        cluster.dst_exec("select pgq.set_queue_config(%s, 'rotation_period', '0')", (q,))
+    cluster.src_exec("select pgq.set_queue_config(%s, 'rotation_period', '0')", (SOURCE_QUEUE,))
+    ledger = Ledger()
+    got: dict[str, list[tuple]] = {q: [] for q in TARGETS}
+    seen_src = set(_tables_in_use(cluster.src_exec, [SOURCE_QUEUE]).values())
+    seen_dst = set(_tables_in_use(cluster.dst_exec, TARGETS).items())
+    driver = DriverProcess(ini, cluster.workdir)
+    produced = 0
+    try:
+        for _ in range(10):
+            # half a batch, rotate the source under it, the other half, one tick
+            produce_batch(cluster, TARGETS, 700, start=produced, tick=False)
+            ledger.record(cluster)
+            _rotate(cluster.src_exec, [SOURCE_QUEUE])
+            produce_batch(cluster, TARGETS, 700, start=produced + 700)
+            produced += 1400
+            ledger.record(cluster)
+            seen_src.add(_tables_in_use(cluster.src_exec, [SOURCE_QUEUE])[SOURCE_QUEUE])
+            _read_target(cluster, TARGETS, got)
+            _rotate(cluster.dst_exec, TARGETS)
+            seen_dst.update(_tables_in_use(cluster.dst_exec, TARGETS).items())
+            time.sleep(0.1)
+        wait_until(lambda: drained(cluster), 60, "the driver to drain the queue")
+        assert driver.alive(), driver.stderr()
+    finally:
+        driver.stop()
+    _read_target(cluster, TARGETS, got)
+    # the event tables went round: every one of the 3 was in use on each side
+    assert seen_src == {0, 1, 2}
+    assert {t for q, t in seen_dst if q == TARGETS[0]} == {0, 1, 2}
+    assert len(ledger.events) == produced
+    assert assert_exactly_once(cluster, TARGETS, ledger.by_queue(), got=got) == produced
+    assert "Traceback" not in cluster.log_text()
+
+
+# one huge batch ----------------------------------------------------------------------------
+MILLION = 1_000_000
+RSS_LIMIT_KIB = 100 * 1024
+
+
+@pytest.mark.slow
+def test_a_million_events_in_one_batch_in_flat_memory(cluster):
+    ini = _start(cluster)
+    produce_bulk(cluster, TARGETS, MILLION)  # the ticker stopped: a backlog ...
+    cluster.tick()                           # ... then one tick, one batch
+    driver = DriverProcess(ini, cluster.workdir, None, "--once")
+    assert driver.wait(timeout=600) == 0, driver.stderr() + cluster.log_text()
+
+    log = cluster.log_text()
+    assert log.count(" applied: {count: 1000000,") == 1, log
+    source = queue_digests(cluster.src_dsn, SOURCE_QUEUE, by_route=True)
+    assert sum(n for n, _ in source.values()) == MILLION
+    for q in TARGETS:
+        assert queue_digests(cluster.dst_dsn, q) == {None: source[q]}, q
+    assert driver.maxrss_kib is not None and driver.maxrss_kib < RSS_LIMIT_KIB, driver.maxrss_kib
