@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test clean
+.PHONY: help venv prereqs install-sql sql-script demo test soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make venv                    build .venv with qsplit and its test dependencies"
 
@@ -34,6 +35,10 @@ demo: venv prereqs
 
 test: venv prereqs
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
+soak: venv prereqs
+	$(BIN)/python tests/soak.py
 
 clean:
 	rm -rf $(VENV) build dist driver/*.egg-info .pytest_cache

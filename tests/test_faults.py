@@ -162,8 +162,18 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     for _ in range(8):  # a backlog they all reach for at once
         produce_batch(cluster, TARGETS, 4000, start=produced)
         produced += 4000
+    # hold the consumer's position row, so every driver takes the first batch
+    # and waits for it in apply_batch
+    holder = cluster.dst()
+    holder.autocommit = False
+    with holder.cursor() as cur:
+        cur.execute("insert into qsplit.consumer (consumer_name) values ('test_splitter')"
+                    " on conflict do nothing returning consumer_name")
+        cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
     drivers = [DriverProcess(ini, cluster.workdir) for _ in range(n_drivers)]
     try:
+        wait_until(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
+        holder.commit()
         for _ in range(6):  # and more while they run
             produce_batch(cluster, TARGETS, 2000, start=produced)
             produced += 2000
@@ -175,11 +185,23 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
             d.stop()
     log = cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == produced
-    # every batch was applied once; the others that had it say they skipped it
-    applied = log.count(" applied: {count:")
-    assert applied == 14, log
-    assert log.count(SKIPPED) >= 1, log
-    assert "lost its position" not in log and "Traceback" not in log, log
+    # every batch was applied once; the drivers that also had it say they skipped it
+    assert log.count(" applied: {count:") == 14, log
+    first = [line for line in log.splitlines() if "(ticks 1..2)" in line]
+    assert sum(" applied: {count: 4000," in line for line in first) == 1, first
+    assert sum(SKIPPED in line for line in first) == n_drivers - 1, first
+    assert len({line.split()[2] for line in first}) == n_drivers, first  # one line per driver (pid)
+    assert "ERROR" not in log and "lost its position" not in log and "Traceback" not in log, log
+
+
+def _waiting_on_lock(cluster) -> list[int]:
+    return [
+        pid
+        for (pid,) in cluster.dst_exec(
+            "select pid from pg_stat_activity where application_name = 'qsplit-driver test_splitter'"
+            " and datname = current_database() and wait_event_type = 'Lock'"
+        )
+    ]
 
 
 # event-table rotation ----------------------------------------------------------------

@@ -113,13 +113,18 @@ class Splitter:
         started = time.monotonic()
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
-        count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
+        try:
+            count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
+        except StreamError:
+            if self._finished_elsewhere(batch):
+                return self._skipped(batch, 0, started)
+            raise
         fp.hit("after_copy")
         try:
             queues = target.apply_batch(self.config.consumer_name, batch, self.config.queue_field)
         except psycopg2.Error as exc:
-            if exc.pgcode == "QS001" and not source.is_open(batch.batch_id):
-                return self._finished_elsewhere(batch, count, started)
+            if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
+                return self._skipped(batch, count, started)
             if exc.pgcode and exc.pgcode.startswith("QS"):
                 raise BatchError(exc.pgcode, exc.diag.message_primary or str(exc), exc.diag.message_hint) from exc
             raise
@@ -137,12 +142,22 @@ class Splitter:
         log.info("%s", stats.line())
         return stats
 
-    def _finished_elsewhere(self, batch: Batch, count: int, started: float) -> BatchStats:
-        """Another driver on the same consumer applied this batch and the
-        next one(s) while this one was streaming it: the target is past the
-        batch and the source has closed it.  Nothing to do but drop it."""
-        assert self.target is not None
-        self.target.conn.rollback()
+    def _finished_elsewhere(self, batch: Batch) -> bool:
+        """After reading or applying *batch* failed: has another driver on
+        the same consumer finished it meanwhile?  (pgq.next_batch hands the
+        same batch to every driver; the one that gets the position lock first
+        applies it, finishes it and may move on to the next one, so a slower
+        one finds the batch gone on the source or the target past it.)
+        Rolls back both sides; False when that is not possible."""
+        assert self.source is not None and self.target is not None
+        try:
+            self.target.conn.rollback()
+            self.source.conn.rollback()
+            return not self.source.is_open(batch.batch_id)
+        except psycopg2.Error:
+            return False
+
+    def _skipped(self, batch: Batch, count: int, started: float) -> BatchStats:
         stats = BatchStats(batch, count, time.monotonic() - started, [QueueResult(None, count, "already_applied")])
         log.info("%s (another driver on consumer %r finished it)", stats.line(), self.config.consumer_name)
         return stats
