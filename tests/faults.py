@@ -194,7 +194,6 @@ class DriverProcess:
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(DRIVER + list(args) + [str(ini)], stdout=subprocess.DEVNULL,
                                      stderr=self._stderr, env=full_env, cwd=workdir)
-        self.maxrss_kib: int | None = None
 
     @property
     def pid(self) -> int:
@@ -212,23 +211,42 @@ class DriverProcess:
     def stop(self, timeout: float = 10) -> int:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
 
     def wait(self, timeout: float | None = None) -> int:
-        """Reap the process and keep its peak RSS (from wait4, exact for it)."""
-        if self.proc.returncode is None:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-                if pid:
-                    self.proc.returncode = os.waitstatus_to_exitcode(status)
-                    self.maxrss_kib = usage.ru_maxrss  # KiB on Linux
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    raise subprocess.TimeoutExpired(self.proc.args, timeout or 0)
-                time.sleep(0.05)
-        self._stderr.close()
-        return self.proc.returncode
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.returncode is not None:
+                self._stderr.close()
+
+    def peak_rss_kib(self) -> int | None:
+        """VmHWM of the running driver (None once it has exited).  Not
+        ru_maxrss: Linux carries the forking parent's peak into it."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return None
+
+    def wait_watching_rss(self, timeout: float, interval: float = 0.02) -> tuple[int, int]:
+        """Wait for the driver to exit, sampling its peak RSS all along:
+        (exit code, highest VmHWM seen, KiB)."""
+        deadline = time.monotonic() + timeout
+        peak = 0
+        while self.proc.poll() is None:
+            peak = max(peak, self.peak_rss_kib() or 0)
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            time.sleep(interval)
+        return self.wait(), peak
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
