@@ -114,18 +114,23 @@ def assert_exactly_once(cluster: Cluster, targets: list[str], expected: dict[str
     return total
 
 
+def event_table(dsn: str, queue: str) -> str:
+    """The parent event table of *queue* (all its rotating tables), as a
+    name quoted by the server."""
+    select = _queue_events_sql(dsn, queue)
+    return select.split(" from ", 1)[1].split(" order by ", 1)[0]
+
+
 def queue_digests(dsn: str, queue: str, by_route: bool = False) -> dict[str | None, tuple[int, str]]:
     """{route or None: (count, md5 over every field of every event in ev_id
     order)}, computed on the server, so a million events are compared without
     fetching them.  *by_route* groups by ev_extra1 (the source queue)."""
-    select = _queue_events_sql(dsn, queue, with_id=True)
-    table = select.split(" from ", 1)[1].split(" order by ", 1)[0]  # quoted by the server
     fields = ", ".join(EVENT_FIELDS)
     group = "ev_extra1" if by_route else "NULL::text"
     rows = _exec(
         dsn,
         f"select {group}, count(*), md5(string_agg(md5(row({fields})::text), '' order by ev_id))"
-        f"  from {table} group by 1",
+        f"  from {event_table(dsn, queue)} group by 1",
     )
     return {r[0]: (r[1], r[2]) for r in rows}
 
@@ -186,7 +191,7 @@ class DriverProcess:
     """The real qsplit-driver, running in the foreground (no --once) until
     stopped or killed; its stderr goes to a file in the work directory."""
 
-    def __init__(self, ini: Path, workdir: Path, env: dict | None = None, *args: str) -> None:
+    def __init__(self, ini: Path, workdir: Path, *, args: tuple[str, ...] = (), env: dict | None = None) -> None:
         full_env = dict(os.environ)
         full_env.pop("QSPLIT_FAILPOINT", None)
         full_env.update(env or {})

@@ -35,8 +35,8 @@ from psycopg2 import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from faults import DriverProcess, diff_counts, wait_until  # noqa: E402
-from helpers import EVENT_FIELDS, Cluster, _exec, _queue_events_sql, install_qsplit  # noqa: E402
+from faults import DriverProcess, diff_counts, event_table, wait_until  # noqa: E402
+from helpers import EVENT_FIELDS, Cluster, _exec, install_qsplit  # noqa: E402
 
 log = logging.getLogger("soak")
 
@@ -70,6 +70,7 @@ class SoakReport:
     kills: int
     ticks: int
     batches_applied: int
+    replays_skipped: int  # batches a killed driver had committed on the target but not finished
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,8 @@ class SoakReport:
             f"events duplicated: {self.duplicated}",
             f"queues out of source order: {self.reordered_queues}",
             f"kills survived:    {self.kills}",
-            f"source ticks: {self.ticks}, batches applied: {self.batches_applied}",
+            f"source ticks: {self.ticks}, batches applied: {self.batches_applied},"
+            f" replays skipped as already applied: {self.replays_skipped}",
             "RESULT: " + ("exactly once" if self.ok else "FAILED"),
         ]
 
@@ -163,8 +165,7 @@ class Pgqd:
 def _hashes_by_queue(dsn: str, queue: str, route: bool) -> dict[str, list[str]]:
     """md5 of every event's fields, in ev_id order, per route (source) or
     for the one queue (target)."""
-    select = _queue_events_sql(dsn, queue, with_id=True)
-    table = select.split(" from ", 1)[1].split(" order by ", 1)[0]  # quoted by the server
+    table = event_table(dsn, queue)
     group = "ev_extra1" if route else "NULL::text"
     out: dict[str, list[str]] = collections.defaultdict(list)
     for key, digest in _exec(dsn, f"select {group}, md5(row({', '.join(EVENT_FIELDS)})::text) from {table} order by ev_id"):
@@ -231,8 +232,9 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
     in_source, moved, lost, dup, reordered = compare(src_dsn, dst_dsn)
     (ticks,) = _exec(src_dsn, "select count(*) from pgq.tick t join pgq.queue q on q.queue_id = t.tick_queue"
                               " where q.queue_name = %s", (QUEUE,))[0]
-    batches = cluster.log_text(CONSUMER).count(" applied: {count:")
-    return SoakReport(elapsed, produced, in_source, moved, lost, dup, reordered, kills, ticks, batches)
+    driver_log = cluster.log_text(CONSUMER)
+    return SoakReport(elapsed, produced, in_source, moved, lost, dup, reordered, kills, ticks,
+                      driver_log.count(" applied: {count:"), driver_log.count("skipped, already applied on the target"))
 
 
 def _drained(src_dsn: str) -> bool:

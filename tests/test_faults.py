@@ -85,11 +85,14 @@ def test_crash_at_failpoint_then_restart_moves_exactly_once(cluster, point):
     assert "Traceback" not in log + again.stderr
 
 
-def test_failpoints_cost_nothing_unset_and_reject_unknown_names(cluster):
+def test_failpoints_unset_do_nothing_and_bad_names_are_refused(cluster):
     ini = _start(cluster)
     produce_batch(cluster, TARGETS, 10, start=0)
     bad = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_kopy"})
     assert bad.returncode == 2 and "unknown failpoint" in bad.stderr and "after_copy" in bad.stderr
+    for value in ("after_copy@x", "after_copy@0"):
+        bad = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": value})
+        assert bad.returncode == 2 and "QSPLIT_FAILPOINT" in bad.stderr, bad.stderr
     assert cluster.target_queue_counts() == {q: 0 for q in TARGETS}
     ok = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": ""})
     assert ok.returncode == 0
@@ -301,7 +304,7 @@ def test_a_million_events_in_one_batch_in_flat_memory(cluster):
     ini = _start(cluster)
     produce_bulk(cluster, TARGETS, MILLION)  # the ticker stopped: a backlog ...
     cluster.tick()                           # ... then one tick, one batch
-    driver = DriverProcess(ini, cluster.workdir, None, "--once")
+    driver = DriverProcess(ini, cluster.workdir, args=("--once",))
     returncode, peak_rss_kib = driver.wait_watching_rss(timeout=600)
     assert returncode == 0, driver.stderr() + cluster.log_text()
 
