@@ -85,6 +85,25 @@ def test_crash_at_failpoint_then_restart_moves_exactly_once(cluster, point):
     assert "Traceback" not in log + again.stderr
 
 
+PIPELINE_ORDER = ["after_next_batch", "mid_copy", "after_copy", "before_target_commit",
+                  "after_target_commit", "after_finish_batch"]
+
+
+def test_crash_at_every_point_in_turn_then_drain(cluster):
+    assert set(PIPELINE_ORDER) == POINTS
+    ini = _start(cluster)
+    for b in range(14):
+        produce_batch(cluster, TARGETS, 400, start=b * 400, pad=700)
+    for point in PIPELINE_ORDER + PIPELINE_ORDER[::-1]:
+        crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": f"{point}@2"})
+        assert crashed.returncode == -9, (point, crashed.stderr + cluster.log_text())
+        assert open_batches(cluster) == 1
+    again = cluster.run_driver("--once", str(ini))
+    assert again.returncode == 0, again.stderr + cluster.log_text()
+    assert drained(cluster)
+    assert assert_exactly_once(cluster, TARGETS) == 14 * 400
+
+
 def test_failpoints_unset_do_nothing_and_bad_names_are_refused(cluster):
     ini = _start(cluster)
     produce_batch(cluster, TARGETS, 10, start=0)
@@ -110,14 +129,14 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     produced = 0
     try:
         for round_ in range(12):
-            n = rng.randint(500, 6000)
+            n = rng.randint(2000, 30000)
             produce_batch(cluster, TARGETS, n, start=produced, pad=rng.choice([0, 200]))
             produced += n
             side = ("src", "dst")[round_ % 2]
             # wait for the driver to be connected again (new backends: it closes
             # both connections on an error), then hit it at a random moment
             wait_until(lambda: set(driver_backends(cluster, side)) - old, 30, f"a new {side} connection")
-            time.sleep(rng.uniform(0, 0.25))
+            time.sleep(rng.uniform(0, 0.4))
             kills[side] += terminate_backends(cluster, driver_backends(cluster, side))
             old |= set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
         produce_batch(cluster, TARGETS, 100, start=produced)  # one more after the last kill
