@@ -125,30 +125,35 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     ini = _start(cluster)
     driver = DriverProcess(ini, cluster.workdir)
     kills = {"src": 0, "dst": 0}
-    old: set[int] = set()
     produced = 0
+
+    def connected_anew(before: set[int]) -> bool:
+        now = {side: set(driver_backends(cluster, side)) for side in ("src", "dst")}
+        return all(now.values()) and not (now["src"] | now["dst"]) & before
+
     try:
+        wait_until(lambda: connected_anew(set()), 30, "the driver to connect")
         for round_ in range(12):
             n = rng.randint(2000, 30000)
             produce_batch(cluster, TARGETS, n, start=produced, pad=rng.choice([0, 200]))
             produced += n
             side = ("src", "dst")[round_ % 2]
-            # wait for the driver to be connected again (new backends: it closes
-            # both connections on an error), then hit it at a random moment
-            wait_until(lambda: set(driver_backends(cluster, side)) - old, 30, f"a new {side} connection")
-            time.sleep(rng.uniform(0, 0.4))
+            time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
+            before = set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
             kills[side] += terminate_backends(cluster, driver_backends(cluster, side))
-            old |= set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
-        produce_batch(cluster, TARGETS, 100, start=produced)  # one more after the last kill
-        produced += 100
-        wait_until(lambda: drained(cluster), 60, "the driver to drain the queue")
+            # a small batch makes an idle driver use both connections; then it
+            # must have reconnected (both sides anew) and moved everything
+            produce_batch(cluster, TARGETS, 10, start=produced)
+            produced += 10
+            wait_until(lambda: drained(cluster) and connected_anew(before), 60,
+                       f"the driver to reconnect and drain (seed {seed})")
         assert driver.alive(), driver.stderr()
     finally:
         driver.stop()
     log = cluster.log_text()
-    assert kills["src"] >= 5 and kills["dst"] >= 5, (seed, kills)
+    assert kills == {"src": 6, "dst": 6}, (seed, kills)
     # each lost connection was noticed, both closed, and the work retried
-    assert log.count("retrying in") >= sum(kills.values()), (seed, kills, log)
+    assert log.count("retrying in") == sum(kills.values()), (seed, kills, log)
     assert assert_exactly_once(cluster, TARGETS) == produced, seed
     assert "Traceback" not in log + driver.stderr()
 
