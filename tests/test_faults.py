@@ -215,10 +215,14 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     assert assert_exactly_once(cluster, TARGETS) == produced
     # every batch was applied once; the drivers that also had it say they skipped it
     assert log.count(" applied: {count:") == 14, log
-    first = [line for line in log.splitlines() if "(ticks 1..2)" in line]
-    assert sum(" applied: {count: 4000," in line for line in first) == 1, first
-    assert sum(SKIPPED in line for line in first) == n_drivers - 1, first
-    assert len({line.split()[2] for line in first}) == n_drivers, first  # one line per driver (pid)
+    # the first batch: one driver applied it, every other one (by pid) waited
+    # for it and then skipped it (PgQ may hand two batch ids out for the same
+    # ticks to drivers calling next_batch at once: the ticks are what counts)
+    first = [line.split() for line in log.splitlines() if "(ticks 1..2)" in line]
+    appliers = {words[2] for words in first if " ".join(words).count(" applied: {count: 4000,")}
+    skippers = {words[2] for words in first if SKIPPED in " ".join(words)}
+    pids = {str(d.pid) for d in drivers}
+    assert len(appliers) == 1 and appliers <= pids and pids - appliers <= skippers, first
     assert "ERROR" not in log and "lost its position" not in log and "Traceback" not in log, log
 
 

@@ -143,12 +143,13 @@ class Splitter:
         return stats
 
     def _finished_elsewhere(self, batch: Batch) -> bool:
-        """After reading or applying *batch* failed: has another driver on
-        the same consumer finished it meanwhile?  (pgq.next_batch hands the
-        same batch to every driver; the one that gets the position lock first
-        applies it, finishes it and may move on to the next one, so a slower
-        one finds the batch gone on the source or the target past it.)
-        Rolls back both sides; False when that is not possible."""
+        """After reading or applying *batch* failed: is it no longer this
+        consumer's open batch on the source?  pgq.next_batch hands one batch
+        to every driver on a consumer, and two drivers calling it at once can
+        even get two batch ids for the same ticks; another driver may then
+        have finished the batch (the target moved past it) or re-taken its
+        ticks under a new batch id.  Rolls back both sides; False when that
+        is not possible."""
         assert self.source is not None and self.target is not None
         try:
             self.target.conn.rollback()
@@ -158,9 +159,13 @@ class Splitter:
             return False
 
     def _skipped(self, batch: Batch, count: int, started: float) -> BatchStats:
-        stats = BatchStats(batch, count, time.monotonic() - started, [QueueResult(None, count, "already_applied")])
-        log.info("%s (another driver on consumer %r finished it)", stats.line(), self.config.consumer_name)
-        return stats
+        """Drop *batch*: its ticks are done or held by another driver, which
+        apply_batch's tick check keeps exactly once."""
+        log.info(
+            "batch %d (ticks %d..%d) left to another driver: it is no longer consumer %r's open batch on the source",
+            batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, self.config.consumer_name,
+        )
+        return BatchStats(batch, count, time.monotonic() - started, [])
 
     # the loop --------------------------------------------------------------
     def run(self, once: bool = False) -> int:
