@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test soak clean
+.PHONY: help venv prereqs install-sql demo test soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
@@ -30,14 +30,14 @@ install-sql: venv
 	@if [ -z "$(DSN)" ]; then echo "usage: make install-sql DSN='<libpq conninfo of the target database>'" >&2; exit 2; fi
 	@QSPLIT_DSN="$$DSN" $(BIN)/alembic -c alembic.ini upgrade head
 
-demo: venv prereqs
+demo: prereqs venv
 	@scripts/demo.sh
 
-test: venv prereqs
+test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
-soak: venv prereqs
+soak: prereqs venv
 	$(BIN)/python tests/soak.py
 
 clean:

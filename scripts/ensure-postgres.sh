@@ -22,6 +22,23 @@ if ! pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}" && break; sleep 1; done
 fi
 
+# the tests and the demo connect as the OS user over 127.0.0.1: that role
+# must exist (a stock Debian cluster has only 'postgres')
+ME=${PGUSER:-$(id -un)}
+if ! psql -X -q -h 127.0.0.1 -U "$ME" -d postgres -c 'select 1' >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && su postgres -c "psql -X -qAt -d postgres -c \"select 1 from pg_roles where rolname = '$ME'\"" | grep -q 1; then
+        echo "ensure-postgres: role $ME exists but cannot connect over 127.0.0.1: check pg_hba.conf (the tests expect trust or a ~/.pgpass)" >&2
+        exit 1
+    fi
+    echo "ensure-postgres: creating superuser role $ME"
+    as_root su postgres -c "createuser --superuser '$ME'"
+fi
+
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "ensure-postgres: installing python3-venv"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+
 if [ ! -f "/usr/share/postgresql/$PGVER/extension/pgq.control" ] || ! command -v pgqd >/dev/null; then
     echo "ensure-postgres: installing postgresql-$PGVER-pgq3 and pgqd"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -15,11 +15,40 @@
 --          was not called on this connection)
 --   QS005  unknown queue_field: not one of extra1..extra4, type
 --   QS006  target queue refuses inserts (queue_disable_insert is set)
+--   QS007  the consumer's target position was written by another source
+--          queue (same tick id, other tick time)
+--   QS008  bad routing policy, or the default queue is missing / refuses inserts
+--   QS009  pg_temp.qsplit_staging is not the plain temp table
+--          qsplit.prepare_staging makes (refused inside SECURITY DEFINER code)
+--   QS010  bad route rule (invalid regex, empty target, priority taken)
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers
 \ir functions/qsplit._route_column.sql
+\ir functions/qsplit._check_policies.sql
+\ir functions/qsplit._check_staging.sql
+\ir functions/qsplit._route_target.sql
+\ir functions/qsplit._route_plan.sql
+\ir functions/qsplit._raise_route_error.sql
+\ir functions/qsplit._record_batch_stats.sql
 
 -- Group: Driver API
 \ir functions/qsplit.prepare_staging.sql
 \ir functions/qsplit.apply_batch.sql
+
+-- Group: Consumer management
+\ir functions/qsplit.take_over_position.sql
+\ir functions/qsplit.reset_position.sql
+
+-- Group: Routing rules and dead letters (DBA API)
+\ir functions/qsplit.add_route.sql
+\ir functions/qsplit.remove_route.sql
+\ir functions/qsplit.replay_dead_letters.sql
+\ir functions/qsplit.discard_dead_letters.sql
+
+-- Group: Status views
+\ir views/qsplit.queue_status.sql
+\ir views/qsplit.consumer_status.sql
+
+-- Group: Privileges (after every function exists)
+\ir privileges.sql

@@ -48,17 +48,46 @@ target_server = factories.postgresql_noproc(
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
 
+# the drivers of the tests log in as these non-superuser roles: on the source
+# a PgQ consumer (pgq_reader), on the target qsplit_writer and nothing else
+SRC_DRIVER_ROLE = f"{PREFIX}_src_driver"
+DST_DRIVER_ROLE = f"{PREFIX}_dst_driver"
+
+
+@pytest.fixture(scope="session")
+def driver_roles(target_server) -> tuple[str, str]:
+    """Create the drivers' login roles once (roles are cluster-wide; made
+    only when missing, so parallel runs with other prefixes do not collide).
+    Depends on the target template, whose install made qsplit_writer."""
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+        for role, member_of in ((SRC_DRIVER_ROLE, "pgq_reader"), (DST_DRIVER_ROLE, "qsplit_writer")):
+            for (stmt,) in conn.execute(
+                "select format('create role %%I login nosuperuser', %s::text)"
+                " where not exists (select 1 from pg_roles where rolname = %s)",
+                (role, role),
+            ).fetchall():
+                conn.execute(stmt)
+            conn.execute(f'grant {member_of} to "{role}"')
+    return SRC_DRIVER_ROLE, DST_DRIVER_ROLE
+
 
 @pytest.fixture
-def cluster(source_pg, target_pg, tmp_path: Path) -> Cluster:
+def cluster(source_pg, target_pg, driver_roles, tmp_path: Path) -> Cluster:
     """The source and target databases of one test, with helpers to produce,
-    tick, run the driver and read the target queues back."""
+    tick, run the driver and read the target queues back.  The tests speak
+    as the superuser; the driver they run logs in as the non-superuser
+    driver roles."""
     src = source_pg.info
     dst = target_pg.info
+    src_role, dst_role = driver_roles
     c = Cluster(
         src_dsn=f"host={src.host} port={src.port} user={src.user} dbname={src.dbname}",
         dst_dsn=f"host={dst.host} port={dst.port} user={dst.user} dbname={dst.dbname}",
         workdir=tmp_path,
+        driver_src_dsn=f"host={src.host} port={src.port} user={src_role} dbname={src.dbname}",
+        driver_dst_dsn=f"host={dst.host} port={dst.port} user={dst_role} dbname={dst.dbname}",
     )
     yield c
     c.close()

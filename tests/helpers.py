@@ -34,6 +34,9 @@ class Cluster:
     src_dsn: str
     dst_dsn: str
     workdir: Path
+    # what the driver logs in with (non-superuser roles); default: as the tests
+    driver_src_dsn: str | None = None
+    driver_dst_dsn: str | None = None
     _conns: list = field(default_factory=list)
 
     # connections ---------------------------------------------------------
@@ -84,8 +87,8 @@ class Cluster:
     def write_ini(self, name: str = "qsplit.ini", section: str = "queue_splitter", **keys: str) -> Path:
         values = {
             "job_name": "test_splitter",
-            "src_db": self.src_dsn,
-            "dst_db": self.dst_dsn,
+            "src_db": self.driver_src_dsn or self.src_dsn,
+            "dst_db": self.driver_dst_dsn or self.dst_dsn,
             "pgq_queue_name": "singlequeue",
             "logfile": str(self.workdir / "log" / "%(job_name)s.log"),
             "pidfile": str(self.workdir / "pid" / "%(job_name)s.pid"),

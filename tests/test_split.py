@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg2
 
-from helpers import EVENT_FIELDS
+from helpers import EVENT_FIELDS, REPO as REPO_ROOT
 
 
 def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:
@@ -148,7 +148,7 @@ def test_position_mismatch_raises_qs001_and_applies_nothing(cluster):
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 1
     log = cluster.log_text()
-    assert "QS001" in log and "lost its position" in log and "tick 999" in log and "--rewind" in log
+    assert "QS001" in log and "lost its position" in log and "tick 999" in log and "register_consumer_at" in log
     assert "Traceback" not in log + result.stderr
     assert cluster.target_events("a") == []
     assert cluster.dst_exec("select last_tick_id from qsplit.consumer") == [(999,)]
@@ -181,3 +181,55 @@ def test_odd_data_arrives_byte_exact(cluster):
     assert_split_exact(cluster, ["odd", "tab\tqueue"])
     got = cluster.target_events("odd")
     assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
+
+
+def test_seed_example_ini_with_dsns_adjusted(usecase, tmp_path):
+    """The shipped queue_splitter example ini, only its DSNs (and queue name)
+    changed, drives a logutriga stream exactly once; ~ paths expand to $HOME."""
+    c = usecase
+    example = (REPO_ROOT / "examples" / "queue_splitter.ini").read_text()
+    ini = tmp_path / "queue_splitter.ini"
+    ini.write_text(
+        example.replace("dbname=sourcedb", c.src_dsn).replace("dbname=targetdb", c.dst_dsn).replace("= sourceq", "= singlequeue")
+    )
+    env = {"HOME": str(tmp_path)}
+    assert c.run_driver("--once", str(ini), env=env).returncode == 0
+    c.src_exec("insert into queue.event1 select i, 'n' || i from generate_series(1, 300) i")
+    c.src_exec("insert into queue.event2 select i, 'm' || i from generate_series(1, 200) i")
+    c.tick()
+    result = c.run_driver("--once", str(ini), env=env)
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "log" / "queue_spliter_sourcedb_sourceq_targetdb.log").read_text()
+    assert '{"queue.event1": 300, "queue.event2": 200}' in log
+    assert_split_exact(c, ["queue.event1", "queue.event2"])
+    # a second run finds nothing new and doubles nothing
+    assert c.run_driver("--once", str(ini), env=env).returncode == 0
+    assert c.target_queue_counts() == {"queue.event1": 300, "queue.event2": 200}
+
+
+def test_two_source_queues_sharing_a_consumer_name_lose_nothing(cluster):
+    """Tick ids start at 1 in every queue: a second source queue under the
+    same consumer name must get QS007, not have its batch 'skipped'."""
+    cluster.src_exec("select pgq.create_queue('singlequeue'); select pgq.create_queue('otherqueue')")
+    cluster.dst_exec("select pgq.create_queue('a')")
+    ini_a = cluster.write_ini("a.ini")
+    ini_b = cluster.write_ini("b.ini", pgq_queue_name="otherqueue")
+    assert cluster.run_driver("--once", str(ini_a)).returncode == 0
+    assert cluster.run_driver("--once", str(ini_b)).returncode == 0
+    for queue in ("singlequeue", "otherqueue"):
+        cluster.src_exec(
+            "select pgq.insert_event(%s, 't', %s || i, 'a', null, null, null) from generate_series(1, 5) i",
+            (queue, queue),
+        )
+        cluster.tick(queue)
+    assert cluster.run_driver("--once", str(ini_a)).returncode == 0
+    result = cluster.run_driver("--once", str(ini_b))
+    assert result.returncode == 1
+    assert "QS007" in cluster.log_text() and "another source queue" in cluster.log_text()
+    assert [r[2] for r in cluster.target_events("a")] == [f"singlequeue{i}" for i in range(1, 6)]
+    # otherqueue's batch is still open for its consumer, all 5 events in it
+    kept = cluster.src_exec(
+        "select ev_data from pgq.get_batch_events("
+        " (select current_batch from pgq.get_consumer_info('otherqueue', 'test_splitter'))) order by ev_id"
+    )
+    assert kept == [(f"otherqueue{i}",) for i in range(1, 6)]

@@ -1,4 +1,4 @@
-"""qsplit-driver: the command line."""
+"""qsplit-driver: the command line (switches compatible with queue_splitter)."""
 
 from __future__ import annotations
 
@@ -6,60 +6,279 @@ import argparse
 import logging
 import sys
 
-from . import __version__
-from .config import ConfigError, load
+import psycopg2
+
+from . import __version__, consumer, daemon, logsetup, status
+from .config import ConfigError, Config, key_summary, load, parse_overrides, sample_ini
+from .control import Control, Terminate
 from .failpoints import Failpoints
 from .splitter import Splitter
 
 log = logging.getLogger("qsplit")
 
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PIDFILE = 3
+EXIT_INTERRUPTED = 130
+
 DESCRIPTION = """\
-Move every event of one PgQ queue on the source database into the target
-queue named by its queue_field (ev_extra1 by default) on the target database,
-exactly once.  Reads a queue_splitter ini file unchanged."""
+NAME
+    qsplit-driver - split one PgQ queue into many queues on another database,
+    exactly once; a drop-in replacement for Skytools' queue_splitter
+
+SYNOPSIS
+    qsplit-driver [-v|-q] [-d] [--once] [--set KEY=VALUE]... CONFIG.ini
+    qsplit-driver -r|-s|-k CONFIG.ini
+    qsplit-driver --register|--unregister|--rewind|--reset|--status CONFIG.ini
+    qsplit-driver --ini
+
+DESCRIPTION
+    Reads batches of the PgQ queue pgq_queue_name on the source database
+    src_db and puts every event into the queue on the target database dst_db
+    whose name is in the event's queue_field (ev_extra1 by default).  Each
+    batch is applied by one call of qsplit.apply_batch() on the target, which
+    moves the consumer's position in the same transaction: after any crash
+    the batch is applied again or recognised as applied, never lost or
+    doubled.  The target needs the qsplit schema (make install-sql).
+
+    An existing queue_splitter ini file works unchanged; so do init scripts
+    using -d, -r, -s and -k.  When the target still has queue_splitter's
+    pgq_ext.completed_tick row for the consumer, qsplit starts from it."""
+
+EPILOG = """\
+CONFIGURATION FILE
+    An ini file with a section [queue_splitter] (also [queue_splitter3] or
+    [qsplit]); %(job_name)s is replaced by job_name, ~ by the home directory.
+    Unknown keys are named in a warning; a bad value stops the driver with one
+    line naming the key and the file (exit 2).  --ini prints a sample.  Keys:
+
+{keys}
+
+SIGNALS
+    SIGHUP   re-read the config file and apply it between two batches
+             (loop_delay, queue_field, log file and level, connection
+             strings, ...); a bad file is logged and the old config kept.
+    SIGINT   finish the batch in progress, then exit 0.  A second SIGINT
+             within a second stops at once, like SIGTERM (exit 130).
+    SIGTERM  stop at once: the open target transaction is rolled back, so
+             nothing is half-applied; connections are closed, the pid file
+             removed, exit 0.  The batch is applied by the next run.
+
+EXIT STATUS
+    0    done: --once found no more batches, a stop by SIGINT/SIGTERM, or a
+         management or control switch succeeded
+    1    error: --once met an error, --status found a problem, a management
+         switch failed, or a database could not be reached
+    2    usage or configuration error
+    3    pid file conflict: already running, or -r/-s/-k/-d found no
+         running process or could not write the pid file
+    130  stopped at once by a second SIGINT
+
+    Without --once, database errors never end the driver: the error is logged
+    once, then retried with exponential backoff (1 s doubling to 60 s).
+
+FILES
+    logfile  the log (rotated by log_size/log_count; logrotate may move or
+             copy-truncate it); stderr when unset.
+    pidfile  pid of the running driver; -d needs it, -r/-s/-k read it.
+
+EXAMPLES
+    qsplit-driver -d /etc/qsplit/splitter.ini     start in the background
+    qsplit-driver -r /etc/qsplit/splitter.ini     reload the config
+    qsplit-driver -s /etc/qsplit/splitter.ini     stop after the current batch
+    qsplit-driver --status /etc/qsplit/splitter.ini
+    qsplit-driver --once --set loop_delay=0 splitter.ini
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qsplit-driver", description=DESCRIPTION)
-    p.add_argument("config", help="ini file with a [queue_splitter] section")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (debug)")
+    p = argparse.ArgumentParser(
+        prog="qsplit-driver",
+        description=DESCRIPTION,
+        epilog=EPILOG.format(keys=key_summary()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", help="the ini file (a queue_splitter ini file works unchanged)")
+    p.add_argument("-V", "--version", action="version", version=f"qsplit-driver {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log debug lines; -vv also logs every SQL statement")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    p.add_argument("-d", "--daemon", action="store_true",
+                   help="run in the background (needs pidfile); the log goes to logfile")
     p.add_argument("--once", action="store_true",
                    help="process every batch available now, then exit (0 = all done, 1 = error)")
-    p.add_argument("-V", "--version", action="version", version=f"qsplit-driver {__version__}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--ini", action="store_true", help="print a sample config file with every key, then exit")
+    ctl = p.add_argument_group("control a running driver (reads pidfile)")
+    ctl.add_argument("-r", "--reload", dest="control", action="store_const", const="reload",
+                     help="send SIGHUP: reload the config")
+    ctl.add_argument("-s", "--stop", dest="control", action="store_const", const="stop",
+                     help="send SIGINT: stop after the current batch")
+    ctl.add_argument("-k", "--kill", dest="control", action="store_const", const="kill",
+                     help="send SIGTERM: stop now, rolling back the open batch")
+    mgmt = p.add_argument_group("consumer management (the driver must not be running)")
+    mgmt.add_argument("--register", dest="manage", action="store_const", const="register",
+                      help="register the consumer on the source queue (the driver also does this on start)")
+    mgmt.add_argument("--unregister", dest="manage", action="store_const", const="unregister",
+                      help="unregister the consumer from the source queue and clear its target position")
+    mgmt.add_argument("--rewind", dest="manage", action="store_const", const="rewind",
+                      help="move the source consumer back to the target's last applied tick")
+    mgmt.add_argument("--reset", dest="manage", action="store_const", const="reset",
+                      help="forget the target position: the next batch is applied whatever its ticks")
+    mgmt.add_argument("--status", action="store_true",
+                      help="print source lag, pending events, target position and events routed per queue")
     return p
 
 
-def setup_logging(config_logfile, verbose: int, quiet: bool, job_name: str) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler: logging.Handler
-    if config_logfile is not None:
-        config_logfile.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(config_logfile, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(process)d %(levelname)s {job_name}: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+def _level(cfg: Config | None, args: argparse.Namespace) -> int:
+    if args.verbose or args.quiet:
+        return logsetup.level_for(args.verbose, args.quiet)
+    return getattr(logging, cfg.log_level.upper()) if cfg is not None else logging.INFO
+
+
+def _setup_logging(cfg: Config, args: argparse.Namespace) -> None:
+    logsetup.setup(logfile=cfg.logfile, log_size=cfg.log_size, log_count=cfg.log_count,
+                   level=_level(cfg, args), job_name=cfg.job_name)
+
+
+def _stderr_logging(args: argparse.Namespace, job_name: str = "qsplit-driver") -> None:
+    logsetup.setup(logfile=None, log_size=0, log_count=0, level=_level(None, args), job_name=job_name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(None, args.verbose, args.quiet, "qsplit-driver")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.ini:
+        sys.stdout.write(sample_ini())
+        return EXIT_OK
+    if args.config is None:
+        parser.print_usage(sys.stderr)
+        print("qsplit-driver: error: the config file argument is required", file=sys.stderr)
+        return EXIT_USAGE
+    chosen = [name for name, on in (("-d", args.daemon), ("--once", args.once), ("-r/-s/-k", args.control),
+                                    ("--register/--unregister/--rewind/--reset", args.manage),
+                                    ("--status", args.status)) if on]
+    if len(chosen) > 1:
+        print(f"qsplit-driver: error: {' and '.join(chosen)} cannot be combined", file=sys.stderr)
+        return EXIT_USAGE
+
+    _stderr_logging(args)
     try:
-        config = load(args.config)
+        overrides = parse_overrides(args.set)
+        cfg = load(args.config, overrides)
         failpoints = Failpoints.from_env()
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
-        return 2
-    setup_logging(config.logfile, args.verbose, args.quiet, config.job_name)
-    log.info("starting: queue %r, consumer %r, routing by %s", config.queue_name, config.consumer_name, config.queue_field)
+        return EXIT_USAGE
+    if args.control:
+        return _control(cfg, args.control)
+    if args.manage or args.status:
+        _stderr_logging(args, cfg.job_name)
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
+        return _status(cfg) if args.status else _manage(cfg, args.manage)
+    return _run(cfg, args, overrides, failpoints)
+
+
+def _control(cfg: Config, what: str) -> int:
+    if cfg.pidfile is None:
+        log.error("%s: -r/-s/-k need pidfile in the config to find the running driver", cfg.path)
+        return EXIT_USAGE
     try:
-        return Splitter(config, failpoints).run(once=args.once)
-    except KeyboardInterrupt:
-        log.info("interrupted, exiting")
-        return 130
+        pid = daemon.send_signal(cfg.pidfile, what)
+    except daemon.PidfileError as exc:
+        log.error("%s", exc)
+        return EXIT_PIDFILE
+    log.info("sent %s to qsplit-driver process %d", daemon.CONTROL_SIGNALS[what].name, pid)
+    return EXIT_OK
+
+
+def _manage(cfg: Config, what: str) -> int:
+    if cfg.pidfile is not None:
+        pid = daemon.running_pid(cfg.pidfile)
+        if pid is not None:
+            log.error("qsplit-driver is running (process %d, pidfile %s): stop it first (-s), then --%s",
+                      pid, cfg.pidfile, what)
+            return EXIT_PIDFILE
+    try:
+        log.info("%s", consumer.OPERATIONS[what](cfg))
+    except consumer.ManagementError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except psycopg2.Error as exc:
+        first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+        log.error("--%s failed: %s", what, first)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _status(cfg: Config) -> int:
+    st = status.collect(cfg)
+    sys.stdout.write(status.render(st))
+    return EXIT_OK if st.healthy else EXIT_ERROR
+
+
+def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failpoints: Failpoints) -> int:
+    if args.daemon and cfg.pidfile is None:
+        log.error("%s: daemon mode needs pidfile (set pidfile in the config)", cfg.path)
+        return EXIT_USAGE
+    if cfg.pidfile is not None:
+        try:
+            pid = daemon.running_pid(cfg.pidfile)
+        except daemon.PidfileError as exc:
+            log.error("%s", exc)
+            return EXIT_PIDFILE
+        if pid is not None:
+            log.error("pidfile %s names running process %d: already running", cfg.pidfile, pid)
+            return EXIT_PIDFILE
+    if args.daemon:
+        if cfg.logfile is None:
+            log.warning("daemon mode without logfile: the log is discarded")
+        daemon.daemonize()
+    _setup_logging(cfg, args)
+    if cfg.pidfile is not None:
+        try:
+            daemon.write_pidfile(cfg.pidfile)
+        except daemon.PidfileError as exc:
+            log.error("%s", exc)
+            return EXIT_PIDFILE
+    control = Control()
+    control.install()
+    try:
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
+        log.info("starting: queue %r, consumer %r, routing by %s", cfg.queue_name, cfg.consumer_name,
+                 cfg.queue_field)
+        splitter = Splitter(cfg, failpoints)
+        splitter.log_statements = args.verbose >= 2
+        control.on_stop_now(splitter.cancel)
+
+        def reload() -> Config | None:
+            try:
+                new = load(cfg.path, overrides)
+            except ConfigError as exc:
+                log.error("reload failed, keeping the running config: %s", exc)
+                return None
+            # said before the new log settings apply, so it is seen at any level
+            log.info("config reloaded from %s: loop_delay %g s, queue_field %s, log level %s, logfile %s",
+                     new.path, new.loop_delay, new.queue_field, logging.getLevelName(_level(new, args)),
+                     new.logfile or "stderr")
+            _setup_logging(new, args)
+            for warning in new.warnings:
+                log.warning("%s", warning)
+            return new
+
+        return splitter.run(once=args.once, control=control, reload=reload)
+    except Terminate as exc:
+        log.info("stopped by %s: open transactions rolled back, connections closed", exc.signame)
+        return EXIT_OK if exc.signame == "SIGTERM" else EXIT_INTERRUPTED
+    finally:
+        control.uninstall()
+        if cfg.pidfile is not None:
+            daemon.remove_pidfile(cfg.pidfile)
+        logging.shutdown()
 
 
 if __name__ == "__main__":

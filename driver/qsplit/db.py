@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 
 # Both sessions print and parse COPY text the same way: ISO dates carry their
 # UTC offset, UTF8 on the wire.  (A source whose server encoding is SQL_ASCII
@@ -11,16 +15,62 @@ import psycopg2.extensions
 _SESSION_SETUP = "set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; set timezone = 'UTC'"
 
 
-def connect(dsn: str, application_name: str) -> psycopg2.extensions.connection:
+def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None = None,
+            log_statements: bool = False) -> psycopg2.extensions.connection:
     """Connect with libpq conninfo *dsn*; the session is set up for COPY text
-    exchange.  The connection is not in autocommit: every transaction boundary
-    is an explicit commit() by the caller."""
-    conn = psycopg2.connect(dsn, application_name=application_name[:63])
+    exchange.  *defaults* (connect_timeout, keepalives, ...) apply to what the
+    DSN does not set itself.  The connection is not in autocommit: every
+    transaction boundary is an explicit commit() by the caller.  With
+    *log_statements* every statement is logged at DEBUG (-vv)."""
+    extra = with_defaults(dsn, {"application_name": application_name[:63], **(defaults or {})})
+    kwargs: dict = dict(extra)
+    logging.getLogger("qsplit").debug("connecting: %s %s", describe(dsn),
+                                      " ".join(f"{k}={v}" for k, v in extra.items()))
+    if log_statements:
+        kwargs["connection_factory"] = _StatementLog
+    conn = psycopg2.connect(dsn, **kwargs)
+    if log_statements:
+        conn.initialize(logging.getLogger("qsplit.sql"))
     conn.set_client_encoding("UTF8")
     with conn.cursor() as cur:
         cur.execute(_SESSION_SETUP)
     conn.commit()
     return conn
+
+
+class _StatementLog(psycopg2.extras.LoggingConnection):
+    """-vv: every statement to the log, as text."""
+
+    def filter(self, msg, curs):  # noqa: A003 - psycopg2's hook name
+        return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+
+
+def with_defaults(dsn: str, defaults: dict[str, str]) -> dict[str, str]:
+    """The entries of *defaults* that *dsn* does not set (keepalives_* count
+    as set when the DSN sets any keepalives parameter)."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        params = {}
+    sets_keepalives = any(k.startswith("keepalives") for k in params)
+    return {
+        k: v
+        for k, v in defaults.items()
+        if k not in params and not (sets_keepalives and k.startswith("keepalives"))
+    }
+
+
+def connection_defaults(connect_timeout: int, keepalive_idle: int, keepalive_interval: int,
+                        keepalive_count: int) -> dict[str, str]:
+    """libpq parameters the driver adds to both DSNs: a bounded connect and
+    TCP keepalives, so a silently dead network is noticed."""
+    out = {"connect_timeout": str(connect_timeout)}
+    if keepalive_idle > 0:
+        out.update(keepalives="1", keepalives_idle=str(keepalive_idle),
+                   keepalives_interval=str(keepalive_interval), keepalives_count=str(keepalive_count))
+    else:
+        out["keepalives"] = "0"
+    return out
 
 
 def describe(dsn: str) -> str:
@@ -35,3 +85,17 @@ def describe(dsn: str) -> str:
 
 def is_connection_lost(conn: psycopg2.extensions.connection | None) -> bool:
     return conn is None or conn.closed != 0
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """*text* with every password of a conninfo (password=...) or URI
+    (user:secret@host) replaced by ***."""
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return m.group(1) + "***"
+        return m.group(3) + "***" + m.group(5)
+
+    return _PASSWORD.sub(repl, text)

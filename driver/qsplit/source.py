@@ -14,15 +14,21 @@ class Batch:
     batch_id: int
     prev_tick_id: int
     cur_tick_id: int
+    prev_tick_time: dt.datetime
     cur_tick_time: dt.datetime
     lag: float  # seconds from the batch's cur tick to now, on the source clock
 
 
 class Source:
-    def __init__(self, conn: psycopg2.extensions.connection, queue_name: str, consumer_name: str) -> None:
+    def __init__(self, conn: psycopg2.extensions.connection, queue_name: str, consumer_name: str,
+                 batch_options: dict[str, object] | None = None) -> None:
         self.conn = conn
         self.queue_name = queue_name
         self.consumer_name = consumer_name
+        # pgq.next_batch_custom's min_lag, min_count, min_interval (the ini's
+        # pgq_keep_lag, pgq_batch_collect_events, pgq_batch_collect_interval)
+        opts = batch_options or {}
+        self._custom = (opts.get("min_lag"), opts.get("min_count"), opts.get("min_interval"))
 
     def register(self) -> bool:
         """Register the consumer on the queue; True when it was not registered yet."""
@@ -36,10 +42,10 @@ class Source:
         """Take the next batch (or the one still open for this consumer)."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.cur_tick_time,"
+                "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
                 "       extract(epoch from now() - b.cur_tick_time)::float8"
-                "  from pgq.next_batch_custom(%s, %s, NULL, NULL, NULL) b",
-                (self.queue_name, self.consumer_name),
+                "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b",
+                (self.queue_name, self.consumer_name, *self._custom),
             )
             row = cur.fetchone()
         self.conn.commit()
@@ -68,10 +74,13 @@ class Source:
         self.conn.commit()
         return row is not None and row[0] == batch_id
 
-    def finish_batch(self, batch_id: int) -> None:
-        """Close the batch; it takes effect at commit()."""
+    def finish_batch(self, batch_id: int) -> bool:
+        """Close the batch; it takes effect at commit().  False when the batch
+        was not open any more (another driver on this consumer finished it)."""
         with self.conn.cursor() as cur:
             cur.execute("select pgq.finish_batch(%s)", (batch_id,))
+            (found,) = cur.fetchone()
+        return found == 1
 
     def commit(self) -> None:
         self.conn.commit()

@@ -12,21 +12,40 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg2
 
-from . import db
+from . import db, encoding
 from .config import Config
+from .control import Control
 from .failpoints import Failpoints
 from .source import Batch, Source
 from .stream import CopyPipe, StreamError, pump
-from .target import QueueResult, Target
+from .target import QueueResult, RoutePolicies, Target
 
 log = logging.getLogger("qsplit")
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+NAMED_MAX = 20  # queue names listed per action in a batch's stats line
+
+# config keys whose change on reload (SIGHUP) needs new connections
+RECONNECT_KEYS = (
+    "src_db", "dst_db", "pgq_queue_name", "pgq_consumer_id", "connect_timeout", "keepalive_idle",
+    "keepalive_interval", "keepalive_count", "pgq_batch_collect_events", "pgq_batch_collect_interval",
+    "pgq_keep_lag", "job_name",
+)
+
+
+def batch_options(cfg: Config) -> dict[str, object]:
+    """The pgq.next_batch_custom arguments of the config."""
+    return {
+        "min_lag": cfg.pgq_keep_lag,
+        "min_count": cfg.pgq_batch_collect_events,
+        "min_interval": cfg.pgq_batch_collect_interval,
+    }
 
 
 @dataclass
@@ -35,6 +54,7 @@ class BatchStats:
     count: int
     duration: float
     queues: list[QueueResult] = field(default_factory=list)
+    idle: float = 0.0  # seconds between the end of the previous batch and this one
 
     @property
     def already_applied(self) -> bool:
@@ -44,11 +64,25 @@ class BatchStats:
         head = (
             f"batch {self.batch.batch_id} (ticks {self.batch.prev_tick_id}..{self.batch.cur_tick_id}) "
             f"{'skipped, already applied on the target' if self.already_applied else 'applied'}: "
-            f"{{count: {self.count}, duration: {self.duration:.3f}, lag: {self.batch.lag:.3f}}}"
+            f"{{count: {self.count}, duration: {self.duration:.3f}, lag: {self.batch.lag:.3f}, idle: {self.idle:.3f}}}"
         )
-        per_queue = {q.queue_name: q.n_events for q in self.queues if q.action == "inserted"}
+        per_queue: dict[str | None, int] = {}
+        for q in self.queues:
+            if q.action in ("inserted", "created"):
+                per_queue[q.queue_name] = per_queue.get(q.queue_name, 0) + q.n_events
         if per_queue:
             head += " queues: " + json.dumps(per_queue, ensure_ascii=False)
+        for action, label in (("created", "created queues"), ("skipped", "skipped"), ("dead_letter", "dead letters")):
+            named = [q for q in self.queues if q.action == action]
+            if named:
+                # the biggest few, in apply_batch's order: a batch may hold
+                # one unknown name per event
+                biggest = sorted(range(len(named)), key=lambda i: -named[i].n_events)[:NAMED_MAX]
+                shown = {named[i].queue_name: named[i].n_events for i in sorted(biggest)}
+                head += f" {label}: " + json.dumps(shown, ensure_ascii=False)
+                if len(named) > len(shown):
+                    rest = sum(q.n_events for q in named) - sum(shown.values())
+                    head += f" (+{len(named) - len(shown)} more, {rest} events)"
         return head
 
 
@@ -72,23 +106,39 @@ class Splitter:
         self.failpoints = failpoints or Failpoints()
         self.source: Source | None = None
         self.target: Target | None = None
+        self.connected_at = 0.0
+        self.log_statements = False  # -vv: every statement at DEBUG
+        self._last_batch_end = time.monotonic()
 
     # connections ---------------------------------------------------------
     def connect(self) -> None:
         cfg = self.config
         app = f"qsplit-driver {cfg.job_name}"
-        log.debug("connecting to source %s and target %s", db.describe(cfg.src_db), db.describe(cfg.dst_db))
-        src = db.connect(cfg.src_db, app)
+        defaults = db.connection_defaults(cfg.connect_timeout, cfg.keepalive_idle, cfg.keepalive_interval,
+                                          cfg.keepalive_count)
+        src = db.connect(cfg.src_db, app, defaults=defaults, log_statements=self.log_statements)
         try:
-            dst = db.connect(cfg.dst_db, app)
+            dst = db.connect(cfg.dst_db, app, defaults=defaults, log_statements=self.log_statements)
         except BaseException:
             src.close()
             raise
-        self.source = Source(src, cfg.queue_name, cfg.consumer_name)
+        self.source = Source(src, cfg.queue_name, cfg.consumer_name, batch_options(cfg))
         self.target = Target(dst)
+        self.connected_at = time.monotonic()
         self.target.prepare()
+        taken = self.target.take_over_position(cfg.consumer_name)
+        if taken is not None:
+            log.info("consumer %r: took over position tick %d from pgq_ext.completed_tick (queue_splitter's)",
+                     cfg.consumer_name, taken)
         if self.source.register():
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
+
+    def cancel(self) -> None:
+        """Cancel the statements in progress on both connections (called from
+        another thread when a stop-now signal arrives)."""
+        for side in (self.source, self.target):
+            if side is not None and not side.conn.closed:
+                side.conn.cancel()
 
     def close(self) -> None:
         for side in (self.source, self.target):
@@ -115,18 +165,25 @@ class Splitter:
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
             count = pump(lambda sink: source.copy_out(batch.batch_id, sink), target.copy_in, pipe)
-        except StreamError:
-            if self._finished_elsewhere(batch):
+        except (StreamError, psycopg2.Error) as exc:
+            if encoding.is_encoding_error(exc):
+                raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
+            if isinstance(exc, StreamError) and self._finished_elsewhere(batch):
                 return self._skipped(batch, 0, started)
             raise
         fp.hit("after_copy")
+        cfg = self.config
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
         try:
-            queues = target.apply_batch(self.config.consumer_name, batch, self.config.queue_field)
+            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
         except psycopg2.Error as exc:
             if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
                 return self._skipped(batch, count, started)
             if exc.pgcode and exc.pgcode.startswith("QS"):
-                raise BatchError(exc.pgcode, exc.diag.message_primary or str(exc), exc.diag.message_hint) from exc
+                message = exc.diag.message_primary or str(exc)
+                if exc.diag.message_detail:
+                    message += f"; {exc.diag.message_detail}"
+                raise BatchError(exc.pgcode, message, exc.diag.message_hint) from exc
             raise
         fp.hit("before_target_commit")
         target.commit()
@@ -135,10 +192,15 @@ class Splitter:
 
     def _finish(self, batch: Batch, count: int, queues: list[QueueResult], started: float) -> BatchStats:
         assert self.source is not None
-        self.source.finish_batch(batch.batch_id)
+        if not self.source.finish_batch(batch.batch_id):
+            log.warning(
+                "batch %d was already finished on the source: another driver on consumer %r is running",
+                batch.batch_id, self.config.consumer_name,
+            )
         self.failpoints.hit("after_finish_batch")
         self.source.commit()
-        stats = BatchStats(batch, count, time.monotonic() - started, queues)
+        stats = BatchStats(batch, count, time.monotonic() - started, queues, idle=started - self._last_batch_end)
+        self._last_batch_end = time.monotonic()
         log.info("%s", stats.line())
         return stats
 
@@ -168,30 +230,79 @@ class Splitter:
         return BatchStats(batch, count, time.monotonic() - started, [])
 
     # the loop --------------------------------------------------------------
-    def run(self, once: bool = False) -> int:
+    def run(self, once: bool = False, control: Control | None = None,
+            reload: Callable[[], Config | None] | None = None) -> int:
         """Process batches until stopped.  With *once*, process every batch
         available now and return 0, or 1 at the first error.  Without, errors
-        are logged and retried with exponential backoff (capped)."""
+        are logged once and retried with exponential backoff (capped).
+        *control* carries the signals: SIGINT ends the loop after the batch
+        in progress (return 0), SIGHUP calls *reload* between batches, and
+        SIGTERM raises control.Terminate out of here; every way out closes
+        both connections, which rolls back whatever was open."""
+        control = control or Control()
         backoff = BACKOFF_START
+        failures: list[str] = []
+        idle_since = idle_logged = time.monotonic()
         try:
             while True:
+                control.check()
+                if control.stop_requested:
+                    log.info("stop requested (SIGINT): exiting between batches")
+                    return 0
+                if control.reload_requested:
+                    control.reload_requested = False
+                    self._reload(reload)
                 try:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
-                    log.error("%s", _describe_error(exc, self.config))
+                    control.check()  # a statement cancelled by a stop-now signal is no error
+                    message = _describe_error(exc, self.config)
                     if once:
+                        log.error("%s", message)
                         return 1
-                    log.info("retrying in %.0f s", backoff)
-                    time.sleep(backoff)
+                    if isinstance(exc, BatchError) or not failures or failures[-1] != message:
+                        # a refused batch: one line per retry (what is wrong,
+                        # what to do, when again); an outage: its first error
+                        log.error("%s; retrying in %.0f s", message, backoff)
+                    else:
+                        log.debug("still failing (attempt %d), retrying in %.0f s: %s",
+                                  len(failures) + 1, backoff, message)
+                    failures.append(message)
+                    control.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+                if failures:
+                    log.info("recovered after %d failed attempt(s)", len(failures))
+                    failures.clear()
                 backoff = BACKOFF_START
-                if stats is None:
-                    if once:
-                        return 0
-                    time.sleep(self.config.loop_delay)
+                self._check_lifetime()
+                now = time.monotonic()
+                if stats is not None:
+                    idle_since = idle_logged = now
+                    continue
+                if once:
+                    return 0
+                if self.config.idle_log_interval > 0 and now - idle_logged >= self.config.idle_log_interval:
+                    log.info("idle: no batch for %.0f s (loop_delay %g s)", now - idle_since, self.config.loop_delay)
+                    idle_logged = now
+                control.sleep(self.config.loop_delay)
         finally:
+            self.close()
+
+    def _check_lifetime(self) -> None:
+        lifetime = self.config.connection_lifetime
+        if self.source is not None and lifetime > 0 and time.monotonic() - self.connected_at >= lifetime:
+            log.info("connection_lifetime (%g s) reached: reconnecting", lifetime)
+            self.close()
+
+    def _reload(self, reload: Callable[[], Config | None] | None) -> None:
+        new = reload() if reload is not None else None
+        if new is None:
+            return
+        old, self.config = self.config, new
+        if any(getattr(old, k) != getattr(new, k) for k in RECONNECT_KEYS):
+            log.info("connection settings changed: reconnecting")
             self.close()
 
 

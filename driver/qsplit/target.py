@@ -19,7 +19,16 @@ COPY_READ_SIZE = 256 * 1024
 class QueueResult:
     queue_name: str | None
     n_events: int
-    action: str  # 'inserted' or 'already_applied'
+    action: str  # inserted, created, skipped, dead_letter or already_applied
+
+
+@dataclass(frozen=True)
+class RoutePolicies:
+    """The ini's on_unknown_queue, on_null_queue and default_queue."""
+
+    on_unknown_queue: str = "error"
+    on_null_queue: str = "error"
+    default_queue: str | None = None
 
 
 class Target:
@@ -39,14 +48,40 @@ class Target:
             cur.copy_expert(COPY_IN, stream, size=COPY_READ_SIZE)
             return cur.rowcount
 
-    def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str) -> list[QueueResult]:
+    def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str,
+                    policies: RoutePolicies = RoutePolicies()) -> list[QueueResult]:
         """Route the staged rows; the transaction stays open for commit()."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "select queue_name, n_events, action from qsplit.apply_batch(%s, %s, %s, %s, %s)",
-                (consumer_name, batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, queue_field),
+                "select queue_name, n_events, action from qsplit.apply_batch("
+                " i_consumer => %(consumer)s, i_batch_id => %(batch_id)s,"
+                " i_prev_tick_id => %(prev_tick_id)s, i_cur_tick_id => %(cur_tick_id)s,"
+                " i_prev_tick_time => %(prev_tick_time)s, i_cur_tick_time => %(cur_tick_time)s,"
+                " i_queue_field => %(queue_field)s, i_on_unknown => %(on_unknown)s,"
+                " i_on_null => %(on_null)s, i_default_queue => %(default_queue)s)",
+                {
+                    "consumer": consumer_name,
+                    "batch_id": batch.batch_id,
+                    "prev_tick_id": batch.prev_tick_id,
+                    "cur_tick_id": batch.cur_tick_id,
+                    "prev_tick_time": batch.prev_tick_time,
+                    "cur_tick_time": batch.cur_tick_time,
+                    "queue_field": queue_field,
+                    "on_unknown": policies.on_unknown_queue,
+                    "on_null": policies.on_null_queue,
+                    "default_queue": policies.default_queue,
+                },
             )
             return [QueueResult(*row) for row in cur.fetchall()]
+
+    def take_over_position(self, consumer_name: str) -> int | None:
+        """Start from queue_splitter's pgq_ext.completed_tick position when
+        this consumer has none here yet; returns the tick taken over."""
+        with self.conn.cursor() as cur:
+            cur.execute("select qsplit.take_over_position(%s)", (consumer_name,))
+            (tick,) = cur.fetchone()
+        self.conn.commit()
+        return tick
 
     def commit(self) -> None:
         self.conn.commit()

@@ -1,7 +1,8 @@
 """consumer position table
 
 The tracking table of the vertical slice: one row per consumer holding the
-last source tick whose batch is applied on this target.  qsplit.apply_batch
+last source tick (id and time: the time tells two source queues apart) whose
+batch is applied on this target.  qsplit.apply_batch
 locks the row, checks the batch's ticks against it and moves it in the same
 transaction as the events.
 
@@ -24,6 +25,7 @@ def upgrade() -> None:
         create table qsplit.consumer (
             consumer_name    text primary key,
             last_tick_id     bigint,
+            last_tick_time   timestamptz,
             last_batch_id    bigint,
             last_applied_at  timestamptz,
             created_at       timestamptz not null default now()
@@ -49,7 +51,7 @@ def downgrade() -> None:
                   from pg_catalog.pg_proc p
                  where p.pronamespace = 'qsplit'::regnamespace
             loop
-                execute format('drop function %s', f);
+                execute 'drop function ' || f::text;
             end loop;
         end;
         $$

@@ -12,10 +12,8 @@ returns text as $$
 --                      prefixed forms (ev_extra1, ev_type) are accepted too
 --
 -- Returns:
---      the column name, e.g. ev_extra1
---
--- Errors:
---      QS005 - any other value
+--      the column name, e.g. ev_extra1; NULL for any other value (the
+--      caller raises QS005 naming its consumer and batch)
 -- ----------------------------------------------------------------------
 declare
     v_field text := lower(btrim(i_queue_field));
@@ -26,9 +24,6 @@ begin
     if v_field in ('extra1', 'extra2', 'extra3', 'extra4', 'type') then
         return 'ev_' || v_field;
     end if;
-    raise exception 'qsplit: unknown queue_field %', coalesce(quote_literal(i_queue_field), 'NULL')
-        using errcode = 'QS005',
-              detail = 'queue_field names the event field that holds the target queue name.',
-              hint = 'Set queue_field to one of extra1, extra2, extra3, extra4, type.';
+    return null;
 end;
 $$ language plpgsql immutable;

@@ -22,9 +22,18 @@ returns void as $$
 --      The columns are those of pgq.batch_event_sql(), in its order, so
 --      the source's COPY output loads as it is.
 --
+--      Privileges: this function runs as the CALLER (not SECURITY
+--      DEFINER), so the table belongs to the driver's role, which COPYs
+--      into it (it needs TEMP on the database, which PUBLIC has by
+--      default).  The SECURITY DEFINER functions that read it run as
+--      their owner: when that owner is not the caller, it is granted
+--      SELECT on the table here.
+--
 -- Returns:
 --      nothing
 -- ----------------------------------------------------------------------
+declare
+    v_owner name;
 begin
     if pg_catalog.to_regclass('pg_temp.qsplit_staging') is not null then
         return;
@@ -41,5 +50,14 @@ begin
         ev_extra3   text,
         ev_extra4   text
     ) on commit delete rows;
+    for v_owner in
+        select distinct r.rolname
+          from pg_catalog.pg_proc p join pg_catalog.pg_roles r on r.oid = p.proowner
+         where p.pronamespace = 'qsplit'::pg_catalog.regnamespace and p.prosecdef
+           and r.rolname <> current_user and not r.rolsuper
+    loop
+        execute format('grant select on pg_temp.qsplit_staging to %I', v_owner);
+    end loop;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

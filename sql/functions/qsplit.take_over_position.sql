@@ -1,0 +1,57 @@
+create or replace function qsplit.take_over_position(
+    i_consumer  text)
+returns bigint as $$
+-- ----------------------------------------------------------------------
+-- Function: qsplit.take_over_position(1)
+--
+--      Start a consumer where Skytools' queue_splitter stopped.  When this
+--      target has no qsplit position row for the consumer yet and holds a
+--      pgq_ext.completed_tick row for it (the tracking table of the
+--      original), the consumer's position becomes that tick, so the next
+--      batch continues exactly after the last one the original applied (or
+--      is recognised as applied, when the original died between its target
+--      commit and pgq.finish_batch).
+--
+--      Done once: after that the consumer has a row here, and a later
+--      --reset or --unregister (which clear the position but keep the row)
+--      is never undone by reading pgq_ext again.  Both layouts are read:
+--      Skytools 3 (consumer_id, subconsumer_id = '') and Skytools 2
+--      (consumer_id only).  pgq_ext itself is only read, never changed.
+--
+-- Parameters:
+--      i_consumer - consumer name (pgq_consumer_id of the ini file)
+--
+-- Returns:
+--      the tick taken over, or NULL when there was nothing to take over
+--      (the consumer already has a row, or pgq_ext has no position for it)
+-- ----------------------------------------------------------------------
+declare
+    v_tick  bigint;
+    v_sql   text;
+begin
+    perform 1 from qsplit.consumer c where c.consumer_name = i_consumer;
+    if found or pg_catalog.to_regclass('pgq_ext.completed_tick') is null then
+        return null;
+    end if;
+
+    v_sql := 'select t.last_tick_id from pgq_ext.completed_tick t where t.consumer_id = $1';
+    if exists (select 1 from pg_catalog.pg_attribute a
+                where a.attrelid = 'pgq_ext.completed_tick'::regclass
+                  and a.attname = 'subconsumer_id' and not a.attisdropped) then
+        v_sql := v_sql || ' and t.subconsumer_id = ''''';
+    end if;
+    execute v_sql into v_tick using i_consumer;
+    if v_tick is null then
+        return null;
+    end if;
+
+    insert into qsplit.consumer as c (consumer_name, last_tick_id)
+        values (i_consumer, v_tick)
+        on conflict (consumer_name) do nothing;
+    if not found then
+        return null;    -- a driver got there first: its row stands
+    end if;
+    return v_tick;
+end;
+$$ language plpgsql security definer
+   set search_path = pg_catalog, pg_temp;

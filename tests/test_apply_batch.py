@@ -1,0 +1,224 @@
+"""qsplit.apply_batch at the SQL level: staged rows in, events and position out.
+
+Each test stages rows with COPY into the session's staging table exactly as
+the driver does, then calls the function on the same connection."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import psycopg2
+import pytest
+
+
+def staged_session(cluster, rows):
+    """A target connection (not autocommit) with *rows* staged.  A row is
+    (ev_id, ev_type, ev_data, ev_extra1); the other columns get fixed values."""
+    conn = psycopg2.connect(cluster.dst_dsn)
+    cluster._conns.append(conn)
+    with conn.cursor() as cur:
+        cur.execute("select qsplit.prepare_staging()")
+    conn.commit()
+    buf = io.StringIO()
+    for ev_id, typ, data, extra1 in rows:
+        fields = [str(ev_id), "2026-01-02 03:04:05.678901+00", "1000", "\\N", typ, data, extra1, "e2", "\\N", "e4"]
+        buf.write("\t".join("\\N" if f is None else f for f in fields) + "\n")
+    buf.seek(0)
+    with conn.cursor() as cur:
+        cur.copy_expert(
+            "copy pg_temp.qsplit_staging (ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
+            " ev_extra1, ev_extra2, ev_extra3, ev_extra4) from stdin",
+            buf,
+        )
+    return conn
+
+
+T1 = "2026-01-01 00:00:01+00"
+T2 = "2026-01-01 00:00:02+00"
+T5 = "2026-01-01 00:00:05+00"
+
+
+def apply(conn, consumer="c1", batch=1, prev=1, cur=2, field="extra1", prev_time=T1, cur_time=T2):
+    with conn.cursor() as c:
+        c.execute(
+            "select * from qsplit.apply_batch(i_consumer => %s, i_batch_id => %s, i_prev_tick_id => %s,"
+            " i_cur_tick_id => %s, i_queue_field => %s, i_prev_tick_time => %s, i_cur_tick_time => %s)",
+            (consumer, batch, prev, cur, field, prev_time, cur_time),
+        )
+        return c.fetchall()
+
+
+@pytest.fixture
+def queues(cluster):
+    for q in ("qa", "qb"):
+        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
+    return cluster
+
+
+def test_routes_rows_in_ev_id_order_and_moves_position(queues):
+    c = queues
+    conn = staged_session(c, [(5, "t", "five", "qb"), (1, "t", "one", "qa"), (3, "t", "three", "qa"), (2, "t", "two", "qb")])
+    assert sorted(apply(conn)) == [("qa", 2, "inserted"), ("qb", 2, "inserted")]
+    conn.commit()
+    assert [r[2] for r in c.target_events("qa")] == ["one", "three"]
+    assert [r[2] for r in c.target_events("qb")] == ["two", "five"]
+    assert c.dst_exec("select consumer_name, last_tick_id, last_batch_id from qsplit.consumer") == [("c1", 2, 1)]
+    # the staging table is empty again after the commit
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from pg_temp.qsplit_staging")
+        assert cur.fetchone() == (0,)
+
+
+def test_replayed_batch_is_skipped(queues):
+    c = queues
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    apply(conn)
+    conn.commit()
+    conn2 = staged_session(c, [(1, "t", "one", "qa")])
+    assert apply(conn2) == [(None, 1, "already_applied")]
+    conn2.commit()
+    assert len(c.target_events("qa")) == 1
+
+
+def test_next_batch_on_track_applies(queues):
+    c = queues
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    apply(conn, batch=1, prev=1, cur=2)
+    conn.commit()
+    conn = staged_session(c, [(2, "t", "two", "qa")])
+    assert apply(conn, batch=2, prev=2, cur=5, prev_time=T2, cur_time=T5) == [("qa", 1, "inserted")]
+    conn.commit()
+    assert c.dst_exec("select last_tick_id from qsplit.consumer") == [(5,)]
+
+
+def test_lost_position_raises_qs001(queues):
+    c = queues
+    c.dst_exec("insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    with pytest.raises(psycopg2.Error) as err:
+        apply(conn, batch=3, prev=1, cur=2)
+    assert err.value.pgcode == "QS001"
+    msg = err.value.diag.message_primary
+    assert '"c1"' in msg and "batch 3" in msg and "ticks 1 to 2" in msg and "tick 7" in msg
+    assert "pgq.register_consumer_at" in err.value.diag.message_hint
+    assert "--rewind" in err.value.diag.message_hint and "--reset" in err.value.diag.message_hint
+    assert "qsplit.reset_position('c1')" in err.value.diag.message_hint
+
+
+@pytest.mark.parametrize(
+    "rows, code, words",
+    [
+        ([(1, "t", "one", "qa"), (2, "t", "two", "nope")], "QS002", ["'nope'", "batch 9", '"c1"']),
+        ([(1, "t", "one", "qa"), (2, "t", "two", None)], "QS003", ["1 event(s) have NULL", "batch 9", '"c1"']),
+    ],
+)
+def test_bad_routing_value_applies_nothing(queues, rows, code, words):
+    c = queues
+    conn = staged_session(c, rows)
+    with pytest.raises(psycopg2.Error) as err:
+        apply(conn, batch=9)
+    assert err.value.pgcode == code
+    for w in words:
+        assert w in err.value.diag.message_primary
+    assert err.value.diag.message_hint
+    conn.rollback()
+    assert c.target_events("qa") == []
+    assert c.dst_exec("select count(*) from qsplit.consumer where last_tick_id is not null") == [(0,)]
+
+
+def test_disabled_queue_raises_qs006(queues):
+    c = queues
+    c.dst_exec("update pgq.queue set queue_disable_insert = true where queue_name = 'qa'")
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    with pytest.raises(psycopg2.Error) as err:
+        apply(conn)
+    assert err.value.pgcode == "QS006" and "'qa'" in err.value.diag.message_primary
+
+
+def test_staging_missing_raises_qs004(queues):
+    conn = psycopg2.connect(queues.dst_dsn)
+    queues._conns.append(conn)
+    with pytest.raises(psycopg2.Error) as err:
+        apply(conn)
+    assert err.value.pgcode == "QS004" and "prepare_staging" in err.value.diag.message_hint
+
+
+@pytest.mark.parametrize("field, expect", [("type", "qa"), ("ev_extra1", "qb"), ("EXTRA1", "qb")])
+def test_queue_field(queues, field, expect):
+    conn = staged_session(queues, [(1, "qa", "one", "qb")])
+    assert apply(conn, field=field) == [(expect, 1, "inserted")]
+
+
+def test_unknown_queue_field_raises_qs005(queues):
+    conn = staged_session(queues, [(1, "qa", "one", "qb")])
+    with pytest.raises(psycopg2.Error) as err:
+        apply(conn, field="ev_data; drop table x")
+    assert err.value.pgcode == "QS005"
+    assert '"c1"' in err.value.diag.message_primary and "batch 1" in err.value.diag.message_primary
+
+
+def test_same_tick_id_from_another_source_is_qs007_not_a_skip(queues):
+    """Two source queues under one consumer name: tick 2 of the second one
+    must not pass for tick 2 of the first (it would be skipped: lost)."""
+    c = queues
+    conn = staged_session(c, [(1, "t", "from a", "qa")])
+    apply(conn, prev=1, cur=2, prev_time=T1, cur_time=T2)
+    conn.commit()
+    for prev_time, cur_time in [(T1, T5), (T5, T5)]:  # replay look-alike; next-batch look-alike below
+        other = staged_session(c, [(1, "t", "from b", "qa")])
+        with pytest.raises(psycopg2.Error) as err:
+            apply(other, prev=1, cur=2, prev_time=prev_time, cur_time=cur_time)
+        assert err.value.pgcode == "QS007"
+        assert '"c1"' in err.value.diag.message_primary and "another source queue" in err.value.diag.message_primary
+        other.rollback()
+    other = staged_session(c, [(1, "t", "from b", "qa")])
+    with pytest.raises(psycopg2.Error) as err:
+        apply(other, batch=7, prev=2, cur=3, prev_time=T5, cur_time="2026-01-01 00:00:09+00")
+    assert err.value.pgcode == "QS007"
+    other.rollback()
+    assert [r[2] for r in c.target_events("qa")] == ["from a"]
+
+
+def test_position_without_tick_time_checks_ids_only(queues):
+    """A position taken over from pgq_ext has no tick time: ids decide."""
+    c = queues
+    c.dst_exec("insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 2)")
+    conn = staged_session(c, [(1, "t", "one", "qa")])
+    assert apply(conn, prev=1, cur=2) == [(None, 1, "already_applied")]
+    conn.rollback()
+    conn = staged_session(c, [(2, "t", "two", "qa")])
+    assert apply(conn, batch=2, prev=2, cur=5, prev_time=T2, cur_time=T5) == [("qa", 1, "inserted")]
+    conn.commit()
+    assert c.dst_exec("select last_tick_id, last_tick_time = %s from qsplit.consumer", (T5,)) == [(5, True)]
+
+
+def test_two_sessions_on_one_consumer_apply_once(queues):
+    """The second session blocks on the consumer's position row while the
+    first holds it, then finds the batch applied and writes nothing."""
+    c = queues
+    first = staged_session(c, [(1, "t", "one", "qa")])
+    second = staged_session(c, [(1, "t", "one", "qa")])
+    apply(first)  # holds the row lock until commit
+    result = {}
+
+    def run_second():
+        result["rows"] = apply(second)
+        second.commit()
+
+    t = threading.Thread(target=run_second)
+    t.start()
+    deadline = time.monotonic() + 30
+    waiting = [(0,)]
+    while waiting != [(1,)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = c.dst_exec(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
+        )
+    assert waiting == [(1,)], "the second apply_batch must wait for the first one's row lock"
+    assert t.is_alive()
+    first.commit()
+    t.join(10)
+    assert result["rows"] == [(None, 1, "already_applied")]
+    assert len(c.target_events("qa")) == 1
