@@ -1,5 +1,6 @@
 """Soak: a producer inserting rows continuously through pgq.logutriga, pgqd
-ticking, the driver killed with SIGKILL at random intervals and restarted;
+ticking, the driver in daemon mode (-d) killed with SIGKILL at random
+intervals and restarted;
 then a full comparison of the source queue with the target queues.
 
     make soak                      # 5 minutes
@@ -35,8 +36,9 @@ from psycopg2 import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from faults import DriverProcess, diff_counts, event_table, wait_until  # noqa: E402
-from helpers import EVENT_FIELDS, Cluster, _exec, install_qsplit  # noqa: E402
+from driverproc import process_alive  # noqa: E402
+from faults import diff_counts, event_table, wait_until  # noqa: E402
+from helpers import DRIVER, EVENT_FIELDS, Cluster, _exec, install_qsplit  # noqa: E402
 
 log = logging.getLogger("soak")
 
@@ -162,6 +164,47 @@ class Pgqd:
                 self.proc.wait()
 
 
+class DaemonDriver:
+    """qsplit-driver -d: forks into the background and writes its pid file;
+    killed by the pid in that file, restarted by running -d again (the
+    stale pid file of a killed daemon does not stop it)."""
+
+    def __init__(self, ini: Path, pidfile: Path, workdir: Path) -> None:
+        self.ini, self.pidfile, self.workdir = ini, pidfile, workdir
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("QSPLIT_FAILPOINT", None)
+        previous = self.pid
+        started = subprocess.run(DRIVER + ["-d", str(self.ini)], capture_output=True, text=True, env=env,
+                                 cwd=self.workdir, timeout=60)
+        if started.returncode != 0:
+            raise RuntimeError(f"qsplit-driver -d failed ({started.returncode}): {started.stderr}")
+        wait_until(lambda: (pid := self._pid_in_file()) is not None and pid != previous and process_alive(pid),
+                   30, "the daemon's pid file")
+        self.pid = self._pid_in_file()
+
+    def _pid_in_file(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def signal(self, sig: int) -> None:
+        """Send *sig* and wait until the daemon is gone."""
+        pid = self.pid
+        if pid is None or not process_alive(pid):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        # gone for good, zombie reaped: qsplit-driver -d takes a zombie's pid
+        # in the pid file for a running driver
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, f"driver pid {pid} to exit", interval=0.02)
+
+
 def _hashes_by_queue(dsn: str, queue: str, route: bool) -> dict[str, list[str]]:
     """md5 of every event's fields, in ev_id order, per route (source) or
     for the one queue (target)."""
@@ -206,27 +249,26 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
 
     pgqd = Pgqd(src_dsn, workdir)
     producer = Producer(src_dsn, rng.randrange(10**9))
-    driver: DriverProcess | None = None
+    driver = DaemonDriver(ini, workdir / "pid" / f"{CONSUMER}.pid", workdir)
     kills = 0
     started = time.monotonic()
     try:
         producer.start()
-        driver = DriverProcess(ini, workdir)
+        driver.start()
         while time.monotonic() - started < seconds:
             time.sleep(rng.uniform(*kill_every))
-            driver.kill()
+            driver.signal(signal.SIGKILL)
             kills += 1
             if kills % 10 == 0:
                 log.info("%.0f s: %d kills, %d events produced", time.monotonic() - started, kills, producer.produced)
-            driver = DriverProcess(ini, workdir)
+            driver.start()
         produced = producer.stop()
         cluster.tick(QUEUE)  # the last events get their tick now (pgqd would, a little later)
         wait_until(lambda: _drained(src_dsn), 300, "the driver to drain the source queue", interval=0.5)
-        driver.stop()
+        driver.signal(signal.SIGTERM)
     finally:
         producer.stopping.set()
-        if driver is not None:
-            driver.kill()
+        driver.signal(signal.SIGKILL)
         pgqd.stop()
     elapsed = time.monotonic() - started
     in_source, moved, lost, dup, reordered = compare(src_dsn, dst_dsn)
@@ -275,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default=os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     src, dst = _fresh_databases(args.prefix)
     log.info("soak: %.0f s, seed %d, source %s, target %s", args.seconds, seed, src, dst)

@@ -198,7 +198,9 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
         cur.execute("insert into qsplit.consumer (consumer_name) values ('test_splitter')"
                     " on conflict do nothing returning consumer_name")
         cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
-    drivers = [DriverProcess(ini, cluster.workdir) for _ in range(n_drivers)]
+    # no pid file: it would stop a second driver on this host, and the case
+    # is drivers on several hosts (or ini files) sharing one consumer name
+    drivers = [DriverProcess(ini, cluster.workdir, args=("--set", "pidfile=")) for _ in range(n_drivers)]
     try:
         wait_until(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
         holder.commit()
