@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test bench clean
+.PHONY: help venv prereqs install-sql sql-script demo test bench soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
 	@echo "                             for a DBA to apply with psql (OUT=file or dir/, default build/sql/)"
@@ -48,6 +49,10 @@ test: prereqs venv
 # databases (qsplit_bench_src/_dst unless BENCH_ARGS names others)
 bench: prereqs venv
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
+soak: prereqs venv
+	$(BIN)/python tests/soak.py
 
 clean:
 	rm -rf $(VENV) build dist driver/*.egg-info .pytest_cache

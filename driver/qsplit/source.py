@@ -115,6 +115,17 @@ class Source:
             )
             cur.copy_expert(query, sink)
 
+    def is_open(self, batch_id: int) -> bool:
+        """Whether *batch_id* is still this consumer's open batch (another
+        driver on the same consumer may have finished it meanwhile)."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "select current_batch from pgq.get_consumer_info(%s, %s)", (self.queue_name, self.consumer_name)
+            )
+            row = cur.fetchone()
+        self.conn.commit()
+        return row is not None and row[0] == batch_id
+
     def finish_batch(self, batch_id: int) -> bool:
         """Close the batch; it takes effect at commit().  False when the batch
         was not open any more (another driver on this consumer finished it).

@@ -168,6 +168,8 @@ class Splitter:
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
+            if isinstance(exc, StreamError) and self._finished_elsewhere(batch):
+                return self._skipped(batch, 0, started)
             raise
         fp.hit("after_copy")
         cfg = self.config
@@ -175,6 +177,8 @@ class Splitter:
         try:
             queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
         except psycopg2.Error as exc:
+            if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
+                return self._skipped(batch, count, started)
             if exc.pgcode and exc.pgcode.startswith("QS"):
                 message = exc.diag.message_primary or str(exc)
                 if exc.diag.message_detail:
@@ -199,6 +203,31 @@ class Splitter:
         self._last_batch_end = time.monotonic()
         log.info("%s", stats.line())
         return stats
+
+    def _finished_elsewhere(self, batch: Batch) -> bool:
+        """After reading or applying *batch* failed: is it no longer this
+        consumer's open batch on the source?  pgq.next_batch hands one batch
+        to every driver on a consumer, and two drivers calling it at once can
+        even get two batch ids for the same ticks; another driver may then
+        have finished the batch (the target moved past it) or re-taken its
+        ticks under a new batch id.  Rolls back both sides; False when that
+        is not possible."""
+        assert self.source is not None and self.target is not None
+        try:
+            self.target.conn.rollback()
+            self.source.conn.rollback()
+            return not self.source.is_open(batch.batch_id)
+        except psycopg2.Error:
+            return False
+
+    def _skipped(self, batch: Batch, count: int, started: float) -> BatchStats:
+        """Drop *batch*: its ticks are done or held by another driver, which
+        apply_batch's tick check keeps exactly once."""
+        log.info(
+            "batch %d (ticks %d..%d) left to another driver: it is no longer consumer %r's open batch on the source",
+            batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, self.config.consumer_name,
+        )
+        return BatchStats(batch, count, time.monotonic() - started, [])
 
     # the loop --------------------------------------------------------------
     def run(self, once: bool = False, control: Control | None = None,

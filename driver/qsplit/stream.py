@@ -25,6 +25,9 @@ class _Aborted(Exception):
 
 
 class CopyPipe:
+    """*on_first_chunk* is called once the reader has passed the first chunk
+    on and asks for more (the failpoint ``mid_copy``)."""
+
     def __init__(self, chunk_bytes: int = CHUNK_BYTES, max_chunks: int = MAX_CHUNKS,
                  on_first_chunk: Callable[[], None] | None = None) -> None:
         self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=max_chunks)
@@ -69,11 +72,13 @@ class CopyPipe:
 
     # reader side (target, calling thread) -------------------------------
     def read(self, size: int = -1) -> bytes:
+        # the reader asks again only after it has passed the previous chunk
+        # on: on the second call the target holds part of the batch
+        if self._chunks_read == 1 and self._on_first_chunk is not None:
+            self._on_first_chunk()
         item = self._chunks.get()
         if isinstance(item, BaseException):
             raise item
-        if item and self._chunks_read == 0 and self._on_first_chunk is not None:
-            self._on_first_chunk()
         self._chunks_read += 1
         return item
 
