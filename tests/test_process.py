@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
                         wait_for, wait_for_lock_wait)
@@ -201,3 +202,23 @@ def _backends(cluster):
     from driverproc import driver_backends
 
     return driver_backends(cluster, "src") + driver_backends(cluster, "dst")
+
+
+def test_pidfile_of_a_killed_unreaped_driver_is_stale_zombie(cluster):
+    """Right after kill -9 the old driver is a zombie until its parent reaps
+    it: a new run must not take it for a live driver."""
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    cluster.dst_exec("select pgq.create_queue('a')")
+    ini = cluster.write_ini()
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    pidfile.parent.mkdir()
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        victim.send_signal(signal.SIGKILL)
+        wait_for(lambda: "\nState:\tZ" in Path(f"/proc/{victim.pid}/status").read_text(), what="a zombie")
+        pidfile.write_text(f"{victim.pid}\n")
+        result = cluster.run_driver("--once", str(ini))
+        assert result.returncode == 0, result.stderr + cluster.log_text()
+        assert "replacing stale pidfile" in cluster.log_text()
+    finally:
+        victim.wait()

@@ -40,13 +40,20 @@ def read_pid(pidfile: Path) -> int | None:
 
 
 def is_alive(pid: int) -> bool:
+    """True while *pid* runs.  A zombie (killed, not yet reaped by its
+    parent) is not running: right after a kill -9 a new -d must start."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # exists, belongs to someone else
-    return True
+        pass  # exists, belongs to someone else
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            # pid (comm) state ...: comm may hold spaces and parentheses
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc to ask: it answered the signal, so it exists
 
 
 def running_pid(pidfile: Path) -> int | None:

@@ -194,7 +194,8 @@ class Splitter:
         assert self.source is not None
         if not self.source.finish_batch(batch.batch_id):
             log.warning(
-                "batch %d was already finished on the source: another driver on consumer %r is running",
+                "batch %d was no longer open on the source when it was finished: another driver on consumer %r"
+                " finished or re-took it (the target applied its ticks once)",
                 batch.batch_id, self.config.consumer_name,
             )
         self.failpoints.hit("after_finish_batch")
