@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -69,14 +70,25 @@ class Source:
         uncommitted, a re-taken batch could cover other ticks when
         pgq_batch_collect_* or pgq_keep_lag are set, and the target's
         position would match neither end of it: QS001.)"""
+        query = (
+            "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
+            "       extract(epoch from now() - b.cur_tick_time)::float8, {event_sql}"
+            "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b"
+        )
+        args = (self.queue_name, self.consumer_name, *self._custom)
         with self.conn.cursor() as cur:
-            cur.execute(
-                "select b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
-                "       extract(epoch from now() - b.cur_tick_time)::float8,"
-                "       case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"
-                "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b",
-                (self.queue_name, self.consumer_name, *self._custom),
-            )
+            try:
+                cur.execute(
+                    query.format(event_sql="case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"),
+                    args,
+                )
+            except psycopg2.errors.RaiseException:
+                # pgq raised in batch_event_sql: another driver on this
+                # consumer finished the batch next_batch_custom had just
+                # returned.  Take the batch alone; copy_out() asks for its
+                # query later, and the loop sees a batch finished elsewhere.
+                self.conn.rollback()
+                cur.execute(query.format(event_sql="null::text"), args)
             row = cur.fetchone()
         self.conn.commit()
         if row is None or row[0] is None:
