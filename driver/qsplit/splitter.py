@@ -310,9 +310,11 @@ class Splitter:
 def _describe_error(exc: BaseException, cfg: Config) -> str:
     if isinstance(exc, BatchError):
         return f"batch not applied, it stays open on the source: [{exc.pgcode}] {exc}"
-    if isinstance(exc, psycopg2.OperationalError):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"database connection failed: {first}"
+    lost = _lost_connection(exc)
+    if lost is not None:
+        first = str(lost).strip().splitlines()[0] if str(lost).strip() else type(lost).__name__
+        where = " (while streaming the batch)" if isinstance(exc, StreamError) else ""
+        return f"database connection failed{where}: {first}"
     if isinstance(exc, psycopg2.Error):
         diag = exc.diag
         text = diag.message_primary or str(exc).strip()
@@ -321,3 +323,17 @@ def _describe_error(exc: BaseException, cfg: Config) -> str:
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
     return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+
+
+def _lost_connection(exc: BaseException) -> BaseException | None:
+    """The connection error behind *exc*, if that is what it is: a lost
+    connection can surface as itself, as psycopg2's InterfaceError on a
+    closed connection, or wrapped in the StreamError of the COPY it broke."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
