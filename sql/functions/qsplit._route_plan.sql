@@ -50,7 +50,8 @@ begin
         'with v as ('
         '    select s.%I as route_value, pg_catalog.count(*) as n'
         '      from pg_temp.qsplit_staging s group by 1'
-        '), w as ('
+        -- materialized: one _route_target call per value, not one per reference
+        '), w as materialized ('
         '    select v.route_value, v.n, qsplit._route_target($1, v.route_value) as wanted'
         '      from v'
         '), st as ('
