@@ -30,6 +30,13 @@ STAGED_COLUMNS = (
     "ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
 )
 
+# a transaction-level advisory lock per source queue and consumer, taken by
+# Source.next_batch (see _lock_next_batch); needs no privilege
+NEXT_BATCH_LOCK = "select pg_advisory_xact_lock(hashtextextended('qsplit.next_batch ' || %s || ' ' || %s, 0))"
+
+# what pgq.batch_event_sql raises for a batch that is no longer open
+BATCH_GONE = "Cannot find data for batch"
+
 # queue_field values whose column the source can group a batch by; the same
 # names qsplit._route_column() accepts (it is the one that rejects others)
 _ROUTE_COLUMNS = {f: "ev_" + f for f in ("extra1", "extra2", "extra3", "extra4", "type")}
@@ -77,23 +84,36 @@ class Source:
         )
         args = (self.queue_name, self.consumer_name, *self._custom)
         with self.conn.cursor() as cur:
+            self._lock_next_batch(cur)
             try:
                 cur.execute(
                     query.format(event_sql="case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"),
                     args,
                 )
-            except psycopg2.errors.RaiseException:
-                # pgq raised in batch_event_sql: another driver on this
-                # consumer finished the batch next_batch_custom had just
-                # returned.  Take the batch alone; copy_out() asks for its
-                # query later, and the loop sees a batch finished elsewhere.
+            except psycopg2.errors.RaiseException as exc:
+                if not (exc.diag.message_primary or "").startswith(BATCH_GONE):
+                    raise
+                # another driver on this consumer finished the batch that
+                # next_batch_custom had just returned: take the batch alone;
+                # copy_out() asks for its query later, and the loop sees a
+                # batch finished elsewhere
                 self.conn.rollback()
+                self._lock_next_batch(cur)
                 cur.execute(query.format(event_sql="null::text"), args)
             row = cur.fetchone()
         self.conn.commit()
         if row is None or row[0] is None:
             return None
         return Batch(*row)
+
+    def _lock_next_batch(self, cur) -> None:
+        """Serialise next_batch among the drivers of this queue and consumer
+        until the caller's commit.  pgq.next_batch_custom reads the open
+        batch without a lock: a second driver reading it while the first one's
+        next_batch is uncommitted would open a batch of its own, which with
+        pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave
+        one of them stuck on QS001.  Waiting here, it gets the same batch."""
+        cur.execute(NEXT_BATCH_LOCK, (self.queue_name, self.consumer_name))
 
     def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with

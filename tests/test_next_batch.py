@@ -1,0 +1,49 @@
+"""Two drivers on one consumer taking the next batch at the same moment."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg2
+
+from qsplit.source import NEXT_BATCH_LOCK, Source
+
+
+def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
+    """pgq.next_batch_custom reads the open batch without a lock: a second
+    driver arriving while the first one's next_batch is uncommitted would
+    open a batch of its own (other ticks, with batch collecting on).  The
+    driver's next_batch waits for the first one's commit and gets its batch."""
+    c = cluster
+    c.src_exec("select pgq.create_queue('singlequeue'); select pgq.register_consumer('singlequeue', 'c')")
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'd' || i) from generate_series(1, 10) i")
+    c.tick()
+
+    first = psycopg2.connect(c.src_dsn)  # a driver in the middle of its next_batch
+    c._conns.append(first)
+    with first.cursor() as cur:
+        cur.execute(NEXT_BATCH_LOCK, ("singlequeue", "c"))
+        cur.execute("select batch_id from pgq.next_batch_custom('singlequeue', 'c', null, null, null)")
+        (first_batch,) = cur.fetchone()
+    assert first_batch is not None
+
+    second_conn = psycopg2.connect(c.src_dsn)
+    c._conns.append(second_conn)
+    second = Source(second_conn, "singlequeue", "c")
+    got = {}
+    thread = threading.Thread(target=lambda: got.setdefault("batch", second.next_batch()))
+    thread.start()
+    deadline = time.monotonic() + 20
+    waiting = []
+    while not waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = c.src_exec(
+            "select 1 from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'"
+            " and datname = current_database()"
+        )
+    assert waiting, "the second next_batch must wait for the first one to commit"
+    first.commit()
+    thread.join(20)
+    assert got["batch"].batch_id == first_batch
+    assert c.src_exec("select count(*) from pgq.get_batch_events(%s)", (first_batch,)) == [(10,)]
