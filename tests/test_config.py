@@ -236,3 +236,13 @@ def test_operations_doc_lists_every_key():
     table = doc[doc.index("## Configuration reference"):doc.index("## Command line")]
     for key in KEYS:
         assert f"| `{key.name}`" in table, key.name
+
+
+def test_set_with_an_alias_overrides_the_key_the_file_uses(tmp_path):
+    from qsplit.config import parse_overrides
+
+    path = write(tmp_path, "[queue_splitter]\nsrc_db=dbname=x\ndst_db=dbname=y\npgq_queue_name=q\npgq_consumer_id=c\n")
+    cfg = load(path, parse_overrides(["queue_name=other", "consumer_name=c2"]))
+    assert cfg.queue_name == "other" and cfg.consumer_name == "c2"
+    path3 = write(tmp_path, "[queue_splitter3]\nsrc_db=dbname=x\ndst_db=dbname=y\nqueue_name=q\n", "three.ini")
+    assert load(path3, parse_overrides(["pgq_queue_name=other"])).queue_name == "other"

@@ -204,3 +204,19 @@ def test_make_sql_script_writes_the_scripts(tmp_path):
         assert out.read_text() == expected
     bad = subprocess.run(["make", "-s", "sql-script", "FROM=nope", f"OUT={tmp_path}/"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_one_step_down_leaves_no_apply_batch_calling_dropped_helpers():
+    """0003's apply_batch calls the routing helpers 0003 adds: stepping down
+    from 0003 drops it with them (a database below head gets the function
+    layer of its own release), then head brings everything back."""
+    with scratch_db("mig_step") as dsn:
+        install.upgrade(dsn)
+        at_head = schema_dump(dsn)
+        install.downgrade(dsn, "0002")
+        left = exec_sql(dsn, "select p.oid::regprocedure::text from pg_proc p"
+                             " where p.pronamespace = 'qsplit'::regnamespace and p.proname in"
+                             " ('apply_batch', '_route_plan', '_check_policies', '_check_staging')")
+        assert left == []
+        install.upgrade(dsn)
+        assert schema_dump(dsn) == at_head

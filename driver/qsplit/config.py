@@ -123,7 +123,7 @@ KEYS: tuple[Key, ...] = (
     Key("log_size", "size", 10 * 1024 * 1024,
         "Rotate the log file when it reaches this size (bytes, or with k/M/G); 0 = never rotate.", minimum=0),
     Key("log_count", "integer", 3, "Rotated log files to keep.", minimum=0),
-    Key("log_level", "choice", "info", "Least important log lines written: debug, info or warning. "
+    Key("log_level", "choice", "info", "Least important log lines written: debug, info, warning or error. "
         "-v (debug) and -q (warning) on the command line win.", choices=("debug", "info", "warning", "error")),
     Key("idle_log_interval", "number", 300.0,
         "While there are no batches, log a keepalive line this often (seconds); 0 = never.", minimum=0.0),
@@ -189,7 +189,9 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
         key = key.strip().lower()
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        out[key] = value.strip()
+        # an alias (queue_name, consumer_name) overrides its key, whichever
+        # of the two names the file uses
+        out[ALIASES.get(key, key)] = value.strip()
     return out
 
 

@@ -109,7 +109,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    names = ", ".join(f"'{name}'" for name in FUNCTIONS)
+    # apply_batch goes too: its 0003 body calls the helpers dropped here, and
+    # a database below head gets the function layer of its own release
+    names = ", ".join(f"'{name}'" for name in FUNCTIONS + ("apply_batch",))
     op.execute(
         f"""
         do $$

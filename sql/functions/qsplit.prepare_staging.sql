@@ -20,9 +20,9 @@ returns void as $$
 --        - no dead rows pile up, so it needs no vacuum.
 --
 --      The columns are those of pgq.batch_event_sql(); the driver fills
---      ev_id, ev_time, ev_type, ev_data and ev_extra1..4 (ev_txid and
---      ev_retry are not needed on the target and stay NULL), in the order
---      of the routing column, so qsplit._insert_routed finds each target
+--      all of them (ev_txid and ev_retry are not inserted into target
+--      queues, but a dead letter keeps the whole event), in the order of
+--      the routing column, so qsplit._insert_routed finds each target
 --      queue's rows as one stretch of the table.
 --
 --      temp_buffers is left at the server's setting: a batch of 10,000
