@@ -31,7 +31,11 @@ STAGED_COLUMNS = (
 )
 
 # a transaction-level advisory lock per source queue and consumer, taken by
-# Source.next_batch (see _lock_next_batch); needs no privilege
+# Source.next_batch until its commit; needs no privilege.  pgq.next_batch_custom
+# reads the open batch without a lock: a second driver reading it while the
+# first one's next_batch is uncommitted would open a batch of its own, which
+# with pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave one
+# of them stuck on QS001.  Waiting here, it gets the same batch.
 NEXT_BATCH_LOCK = "select pg_advisory_xact_lock(hashtextextended('qsplit.next_batch ' || %s || ' ' || %s, 0))"
 
 # what pgq.batch_event_sql raises for a batch that is no longer open
@@ -83,8 +87,11 @@ class Source:
             "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b"
         )
         args = (self.queue_name, self.consumer_name, *self._custom)
+        # the lock is a statement of its own, before the query: the query's
+        # snapshot is taken once the lock is held (one round trip for both)
+        query = NEXT_BATCH_LOCK + "; " + query
+        args = (self.queue_name, self.consumer_name) + args
         with self.conn.cursor() as cur:
-            self._lock_next_batch(cur)
             try:
                 cur.execute(
                     query.format(event_sql="case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"),
@@ -98,22 +105,12 @@ class Source:
                 # copy_out() asks for its query later, and the loop sees a
                 # batch finished elsewhere
                 self.conn.rollback()
-                self._lock_next_batch(cur)
                 cur.execute(query.format(event_sql="null::text"), args)
             row = cur.fetchone()
         self.conn.commit()
         if row is None or row[0] is None:
             return None
         return Batch(*row)
-
-    def _lock_next_batch(self, cur) -> None:
-        """Serialise next_batch among the drivers of this queue and consumer
-        until the caller's commit.  pgq.next_batch_custom reads the open
-        batch without a lock: a second driver reading it while the first one's
-        next_batch is uncommitted would open a batch of its own, which with
-        pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave
-        one of them stuck on QS001.  Waiting here, it gets the same batch."""
-        cur.execute(NEXT_BATCH_LOCK, (self.queue_name, self.consumer_name))
 
     def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with
