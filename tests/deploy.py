@@ -12,6 +12,7 @@ import psycopg2
 from psycopg2 import sql
 
 from conftest import PG_HOST, PG_PORT, PG_USER, PREFIX
+from helpers import run_sql as exec_sql  # noqa: F401  (the tests import it from here)
 from qsplit import install
 
 
@@ -43,17 +44,6 @@ def scratch_db(tag: str, pgq: bool = True) -> Iterator[str]:
         yield dsn
     finally:
         _admin(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def exec_sql(dsn: str, statement: str) -> list[tuple]:
-    conn = psycopg2.connect(dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 @cache

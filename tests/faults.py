@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from helpers import DRIVER, EVENT_FIELDS, Cluster, _exec, _queue_events_sql
+from helpers import DRIVER, EVENT_FIELDS, Cluster, run_sql, _queue_events_sql
 
 SOURCE_QUEUE = "singlequeue"
 ROUTE_INDEX = EVENT_FIELDS.index("ev_extra1")
@@ -127,7 +127,7 @@ def queue_digests(dsn: str, queue: str, by_route: bool = False) -> dict[str | No
     fetching them.  *by_route* groups by ev_extra1 (the source queue)."""
     fields = ", ".join(EVENT_FIELDS)
     group = "ev_extra1" if by_route else "NULL::text"
-    rows = _exec(
+    rows = run_sql(
         dsn,
         f"select {group}, count(*), md5(string_agg(md5(row({fields})::text), '' order by ev_id))"
         f"  from {event_table(dsn, queue)} group by 1",
@@ -171,7 +171,7 @@ def driver_backends(cluster: Cluster, side: str, job_name: str = "test_splitter"
     dsn = cluster.src_dsn if side == "src" else cluster.dst_dsn
     return [
         pid
-        for (pid,) in _exec(
+        for (pid,) in run_sql(
             dsn,
             "select pid from pg_stat_activity where application_name = %s and datname = current_database()",
             (f"qsplit-driver {job_name}",),

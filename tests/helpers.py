@@ -58,10 +58,10 @@ class Cluster:
         self._conns.clear()
 
     def src_exec(self, sql: str, args=None) -> list[tuple]:
-        return _exec(self.src_dsn, sql, args)
+        return run_sql(self.src_dsn, sql, args)
 
     def dst_exec(self, sql: str, args=None) -> list[tuple]:
-        return _exec(self.dst_dsn, sql, args)
+        return run_sql(self.dst_dsn, sql, args)
 
     # the source queue -------------------------------------------------------
     def tick(self, queue: str = "singlequeue") -> None:
@@ -112,7 +112,8 @@ class Cluster:
         return path.read_text() if path.exists() else ""
 
 
-def _exec(dsn: str, sql: str, args=None) -> list[tuple]:
+def run_sql(dsn: str, sql: str, args=None) -> list[tuple]:
+    """Run one statement on its own autocommit connection; its rows, if any."""
     conn = psycopg2.connect(dsn)
     try:
         conn.autocommit = True
@@ -126,7 +127,7 @@ def _exec(dsn: str, sql: str, args=None) -> list[tuple]:
 def _queue_events_sql(dsn: str, queue: str, with_id: bool = True) -> str:
     """SELECT of all events of *queue* (its parent event table covers every
     rotation), ordered by ev_id; the table name is quoted by the server."""
-    rows = _exec(
+    rows = run_sql(
         dsn,
         "select format('%%I.%%I', n.nspname, c.relname) from pgq.queue q"
         " join pg_class c on c.oid = (q.queue_data_pfx)::regclass"

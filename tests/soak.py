@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from driverproc import process_alive  # noqa: E402
 from faults import diff_counts, event_table, wait_until  # noqa: E402
-from helpers import DRIVER, EVENT_FIELDS, Cluster, _exec, install_qsplit  # noqa: E402
+from helpers import DRIVER, EVENT_FIELDS, Cluster, run_sql, install_qsplit  # noqa: E402
 
 log = logging.getLogger("soak")
 
@@ -211,7 +211,7 @@ def _hashes_by_queue(dsn: str, queue: str, route: bool) -> dict[str, list[str]]:
     table = event_table(dsn, queue)
     group = "ev_extra1" if route else "NULL::text"
     out: dict[str, list[str]] = collections.defaultdict(list)
-    for key, digest in _exec(dsn, f"select {group}, md5(row({', '.join(EVENT_FIELDS)})::text) from {table} order by ev_id"):
+    for key, digest in run_sql(dsn, f"select {group}, md5(row({', '.join(EVENT_FIELDS)})::text) from {table} order by ev_id"):
         out[key if route else queue].append(digest)
     return out
 
@@ -232,9 +232,9 @@ def compare(src_dsn: str, dst_dsn: str) -> tuple[int, int, int, int, int]:
 
 
 def setup(src_dsn: str, dst_dsn: str) -> None:
-    _exec(src_dsn, SOURCE_SETUP)
+    run_sql(src_dsn, SOURCE_SETUP)
     for t in TABLES:
-        _exec(dst_dsn, "select pgq.create_queue(%s)", (t,))
+        run_sql(dst_dsn, "select pgq.create_queue(%s)", (t,))
 
 
 def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
@@ -272,7 +272,7 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
         pgqd.stop()
     elapsed = time.monotonic() - started
     in_source, moved, lost, dup, reordered = compare(src_dsn, dst_dsn)
-    (ticks,) = _exec(src_dsn, "select count(*) from pgq.tick t join pgq.queue q on q.queue_id = t.tick_queue"
+    (ticks,) = run_sql(src_dsn, "select count(*) from pgq.tick t join pgq.queue q on q.queue_id = t.tick_queue"
                               " where q.queue_name = %s", (QUEUE,))[0]
     driver_log = cluster.log_text(CONSUMER)
     return SoakReport(elapsed, produced, in_source, moved, lost, dup, reordered, kills, ticks,
@@ -280,7 +280,7 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
 
 
 def _drained(src_dsn: str) -> bool:
-    rows = _exec(
+    rows = run_sql(
         src_dsn,
         "select c.current_batch is null and c.last_tick = q.last_tick_id"
         "  from pgq.get_consumer_info(%s, %s) c, pgq.get_queue_info(%s) q",
@@ -304,7 +304,7 @@ def _fresh_databases(prefix: str) -> tuple[str, str]:
             cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         admin.close()
         dsn = f"{base} dbname={name}"
-        _exec(dsn, "create extension pgq")
+        run_sql(dsn, "create extension pgq")
         dsns.append(dsn)
     install_qsplit(dsns[1])
     return dsns[0], dsns[1]
