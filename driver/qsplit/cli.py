@@ -8,9 +8,9 @@ import sys
 
 import psycopg2
 
-from . import __version__, consumer, daemon, logsetup, status
+from . import __version__, admin, logsetup, pidfile, status
 from .config import ConfigError, Config, key_summary, load, parse_overrides, sample_ini
-from .control import Control, Terminate
+from .signals import Control, Terminate
 from .failpoints import Failpoints
 from .splitter import Splitter
 
@@ -195,24 +195,24 @@ def _control(cfg: Config, what: str) -> int:
         log.error("%s: -r/-s/-k need pidfile in the config to find the running driver", cfg.path)
         return EXIT_USAGE
     try:
-        pid = daemon.send_signal(cfg.pidfile, what)
-    except daemon.PidfileError as exc:
+        pid = pidfile.send_signal(cfg.pidfile, what)
+    except pidfile.PidfileError as exc:
         log.error("%s", exc)
         return EXIT_PIDFILE
-    log.info("sent %s to qsplit-driver process %d", daemon.CONTROL_SIGNALS[what].name, pid)
+    log.info("sent %s to qsplit-driver process %d", pidfile.CONTROL_SIGNALS[what].name, pid)
     return EXIT_OK
 
 
 def _manage(cfg: Config, what: str) -> int:
     if cfg.pidfile is not None:
-        pid = daemon.running_pid(cfg.pidfile)
+        pid = pidfile.running_pid(cfg.pidfile)
         if pid is not None:
             log.error("qsplit-driver is running (process %d, pidfile %s): stop it first (-s), then --%s",
                       pid, cfg.pidfile, what)
             return EXIT_PIDFILE
     try:
-        log.info("%s", consumer.OPERATIONS[what](cfg))
-    except consumer.ManagementError as exc:
+        log.info("%s", admin.OPERATIONS[what](cfg))
+    except admin.ManagementError as exc:
         log.error("%s", exc)
         return EXIT_ERROR
     except psycopg2.Error as exc:
@@ -234,8 +234,8 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         return EXIT_USAGE
     if cfg.pidfile is not None:
         try:
-            pid = daemon.running_pid(cfg.pidfile)
-        except daemon.PidfileError as exc:
+            pid = pidfile.running_pid(cfg.pidfile)
+        except pidfile.PidfileError as exc:
             log.error("%s", exc)
             return EXIT_PIDFILE
         if pid is not None:
@@ -244,12 +244,12 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
     if args.daemon:
         if cfg.logfile is None:
             log.warning("daemon mode without logfile: the log is discarded")
-        daemon.daemonize()
+        pidfile.daemonize()
     _setup_logging(cfg, args)
     if cfg.pidfile is not None:
         try:
-            daemon.write_pidfile(cfg.pidfile)
-        except daemon.PidfileError as exc:
+            pidfile.write_pidfile(cfg.pidfile)
+        except pidfile.PidfileError as exc:
             log.error("%s", exc)
             return EXIT_PIDFILE
     control = Control()
@@ -285,7 +285,7 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
     finally:
         control.uninstall()
         if cfg.pidfile is not None:
-            daemon.remove_pidfile(cfg.pidfile)
+            pidfile.remove_pidfile(cfg.pidfile)
         logging.shutdown()
 
 

@@ -19,7 +19,7 @@ import psycopg2
 
 from . import db, encoding
 from .config import Config
-from .control import Control
+from .signals import Control
 from .failpoints import Failpoints
 from .source import Batch, Source
 from .stream import CopyPipe, StreamError, pump
