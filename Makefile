@@ -6,11 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test bench soak clean
+.PHONY: help venv prereqs install-sql sql-script demo test test-matrix bench soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make test-matrix             the tests marked matrix on every other supported PostgreSQL major,"
+	@echo "                             and source/target on the oldest/newest (scripts/pg-matrix.sh)"
 	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
@@ -44,6 +46,12 @@ demo: prereqs venv
 
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the tests marked `matrix` on every supported major but the local server's,
+# then mixed source/target majors; servers from scripts/pg-matrix.sh
+# (PG_MATRIX_MAJORS="16 18" to choose, PG_MATRIX_MIXED=0 to skip the pairs)
+test-matrix: prereqs venv
+	@scripts/test-matrix.sh
 
 # not part of make test: several minutes of load; creates and drops its own
 # databases (qsplit_bench_src/_dst unless BENCH_ARGS names others)

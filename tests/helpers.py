@@ -124,6 +124,25 @@ def run_sql(dsn: str, sql: str, args=None) -> list[tuple]:
         conn.close()
 
 
+def restart_server(port: int) -> None:
+    """Restart the local PostgreSQL server that listens on *port*: a cluster
+    of the version matrix (scripts/pg-matrix.sh) or a Debian cluster
+    (pg_lsclusters).  Never another server than the one under test."""
+    matrix = REPO / "scripts" / "pg-matrix.sh"
+    found = subprocess.run([str(matrix), "major-of-port", str(port)], capture_output=True, text=True)
+    if found.returncode == 0:
+        subprocess.run([str(matrix), "restart", found.stdout.strip()], check=True, timeout=120)
+        return
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout
+    for line in clusters.splitlines():
+        version, name, cluster_port = line.split()[:3]
+        if cluster_port == str(port):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
+                           check=True, timeout=120)
+            return
+    raise AssertionError(f"no local cluster on port {port} to restart (pg_lsclusters, scripts/pg-matrix.sh status)")
+
+
 def _queue_events_sql(dsn: str, queue: str, with_id: bool = True) -> str:
     """SELECT of all events of *queue* (its parent event table covers every
     rotation), ordered by ev_id; the table name is quoted by the server."""
