@@ -131,9 +131,13 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     kills = {"src": 0, "dst": 0}
     produced = 0
 
-    def connected_anew(before: set[int]) -> bool:
-        now = {side: set(driver_backends(cluster, side)) for side in ("src", "dst")}
-        return all(now.values()) and not (now["src"] | now["dst"]) & before
+    def backends() -> set[tuple[str, int]]:
+        # (side, pid): source and target may be two servers with clashing pids
+        return {(side, pid) for side in ("src", "dst") for pid in driver_backends(cluster, side)}
+
+    def connected_anew(before: set[tuple[str, int]]) -> bool:
+        now = backends()
+        return {side for side, _ in now} == {"src", "dst"} and not now & before
 
     try:
         wait_until(lambda: connected_anew(set()), 30, "the driver to connect")
@@ -143,8 +147,8 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             produced += n
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
-            before = set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
-            kills[side] += terminate_backends(cluster, driver_backends(cluster, side))
+            before = backends()
+            kills[side] += terminate_backends(cluster, side, driver_backends(cluster, side))
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
             produce_batch(cluster, TARGETS, 10, start=produced)
