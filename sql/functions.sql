@@ -25,12 +25,17 @@
 
 -- Group: Internal helpers
 \ir functions/qsplit._route_column.sql
+\ir functions/qsplit._check_queue_field.sql
 \ir functions/qsplit._check_policies.sql
 \ir functions/qsplit._check_staging.sql
+\ir functions/qsplit._raise_position_error.sql
+\ir functions/qsplit._claim_position.sql
 \ir functions/qsplit._route_target.sql
 \ir functions/qsplit._route_plan.sql
 \ir functions/qsplit._raise_route_error.sql
+\ir functions/qsplit._result_action.sql
 \ir functions/qsplit._record_batch_stats.sql
+\ir functions/qsplit._insert_dead_letters.sql
 \ir functions/qsplit._insert_routed.sql
 
 -- Group: Driver API

@@ -15,6 +15,12 @@ returns bigint as $$
 --
 -- Returns:
 --      the tick the consumer was at (NULL when it had none)
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      insert, update - qsplit.consumer
 -- ----------------------------------------------------------------------
 declare
     v_tick  bigint;

@@ -24,6 +24,12 @@ returns bigint as $$
 -- Returns:
 --      the tick taken over, or NULL when there was nothing to take over
 --      (the consumer already has a row, or pgq_ext has no position for it)
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      insert - qsplit.consumer (reads pgq_ext.completed_tick)
 -- ----------------------------------------------------------------------
 declare
     v_tick  bigint;
