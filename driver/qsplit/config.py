@@ -77,6 +77,7 @@ class Key:
     required: bool = False
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
     sample: str | None = None  # value shown in --ini when there is no default
 
     @property
@@ -183,6 +184,15 @@ KEYS: tuple[Key, ...] = (
         "step commits where it must).", minimum=0),
     Key("config_format", "choice", "1", "1: %(name)s interpolation (configparser); 2: ${name} and "
         "${section:name} instead, as skytools' config_format = 2.", choices=("1", "2")),
+    Key("metrics_port", "integer", None,
+        "Serve Prometheus metrics over HTTP on this TCP port (GET /metrics); unset = no metrics server.",
+        minimum=1, maximum=65535, sample="9187"),
+    Key("metrics_addr", "text", "127.0.0.1",
+        "Address the metrics server listens on (0.0.0.0 or :: for every interface)."),
+    Key("metrics_top_queues", "integer", 100,
+        "Target queues that get a label of their own in the metrics (the first ones seen, biggest first); "
+        "events of any further queue count under queue=\"other\", so the number of series stays bounded.",
+        minimum=1),
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
@@ -231,6 +241,9 @@ class Config:
     pgq_lazy_fetch: int = 300
     pgq_autocommit: int = 0
     config_format: str = "1"
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    metrics_top_queues: int = 100
     section: str = "queue_splitter"
     # the other sections of SECTIONS in the file, not used: section -> the
     # consumer name it would give (None when it cannot be read)
@@ -431,6 +444,8 @@ def _size(raw: str, key: Key) -> int:
 def _check_minimum(value: float, key: Key) -> float:
     if key.minimum is not None and not value >= key.minimum:  # also catches nan
         raise ValueError(f"must be >= {key.minimum:g}")
+    if key.maximum is not None and not value <= key.maximum:
+        raise ValueError(f"must be <= {key.maximum:g}")
     return value
 
 
