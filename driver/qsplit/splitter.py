@@ -22,6 +22,7 @@ from . import db, encoding
 from .config import Config
 from .signals import Control
 from .failpoints import Failpoints
+from .metrics import Observer
 from .source import Batch, Source
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
@@ -102,9 +103,12 @@ class BatchError(Exception):
 
 
 class Splitter:
-    def __init__(self, config: Config, failpoints: Failpoints | None = None) -> None:
+    def __init__(self, config: Config, failpoints: Failpoints | None = None, metrics: Observer | None = None) -> None:
         self.config = config
         self.failpoints = failpoints or Failpoints()
+        # told at named points: connected, begin/taken (next_batch), step,
+        # done, failed (see metrics.py); the base Observer records nothing
+        self.metrics = metrics or Observer()
         self.source: Source | None = None
         self.target: Target | None = None
         self.connected_at = 0.0
@@ -137,6 +141,7 @@ class Splitter:
         self.source.commit()
         if registered:
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
+        self.metrics.connected()
 
     def cancel(self) -> None:
         """Cancel the statements in progress on both connections (called from
@@ -161,11 +166,13 @@ class Splitter:
         assert self.source is not None and self.target is not None
         source, target, fp = self.source, self.target, self.failpoints
 
+        self.metrics.begin()
         batch = source.next_batch()
         # committed at once: a batch once taken keeps its ticks until
         # finish_batch, so a crash anywhere later gets the very same batch
         # again, which the target recognises as applied (see Source.next_batch)
         source.commit()
+        self.metrics.taken(batch)
         if batch is None:
             return None
         fp.hit("after_next_batch")
@@ -180,6 +187,7 @@ class Splitter:
             if isinstance(exc, StreamError) and self._finished_elsewhere(batch):
                 return self._skipped(batch, 0, started)
             raise
+        self.metrics.step("stream")
         fp.hit("after_copy")
         cfg = self.config
         policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
@@ -194,6 +202,7 @@ class Splitter:
                     message += f"; {exc.diag.message_detail}"
                 raise BatchError(exc.pgcode, message, exc.diag.message_hint) from exc
             raise
+        self.metrics.step("apply")
         fp.hit("before_target_commit")
         target.commit()
         fp.hit("after_target_commit")
@@ -209,9 +218,11 @@ class Splitter:
             )
         self.failpoints.hit("after_finish_batch")
         self.source.commit()
+        self.metrics.step("commits")
         stats = BatchStats(batch, count, time.monotonic() - started, queues, idle=started - self._last_batch_end)
         self._last_batch_end = time.monotonic()
         log.info("%s", stats.line())
+        self.metrics.done(stats)
         return stats
 
     def _finished_elsewhere(self, batch: Batch) -> bool:
@@ -239,7 +250,9 @@ class Splitter:
             "batch %d (ticks %d..%d) left to another driver: it is no longer consumer %r's open batch on the source",
             batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, self.config.consumer_name,
         )
-        return BatchStats(batch, count, time.monotonic() - started, [])
+        stats = BatchStats(batch, count, time.monotonic() - started, [])
+        self.metrics.done(stats, "left_to_another_driver")
+        return stats
 
     # the loop --------------------------------------------------------------
     def run(self, once: bool = False, control: Control | None = None,
@@ -268,6 +281,7 @@ class Splitter:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = _describe_error(exc, self.config)
                     if once:
@@ -334,6 +348,14 @@ def _describe_error(exc: BaseException, cfg: Config) -> str:
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
     return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+
+
+def _failure_kind(exc: BaseException) -> tuple[str, str | None]:
+    """How a failed batch attempt counts in the metrics: (refused, its
+    code), (connection, None) or (database, None)."""
+    if isinstance(exc, BatchError):
+        return "refused", exc.pgcode
+    return ("connection" if _lost_connection(exc) is not None else "database"), None
 
 
 def _lost_connection(exc: BaseException) -> BaseException | None:
