@@ -1,10 +1,11 @@
-"""The consumer loop: next batch -> stream -> apply_batch -> commit target ->
-finish_batch -> commit source.
+"""The consumer loop: next batch -> commit source -> stream -> apply_batch ->
+commit target -> finish_batch -> commit source.
 
-Every transaction boundary is an explicit commit.  The target commit (events
-plus the consumer's new position) comes before pgq.finish_batch on the
-source, so a crash between the two replays the batch, and apply_batch
-recognises it as applied.
+Every transaction boundary is an explicit commit, here in the loop: the
+Source and Target methods never commit (as in python-pgq's work()).  The
+target commit (events plus the consumer's new position) comes before
+pgq.finish_batch on the source, so a crash between the two replays the
+batch, and apply_batch recognises it as applied.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .signals import Control
 from .failpoints import Failpoints
 from .metrics import Observer
 from .source import Batch, Source
+from .statslog import StatsLine
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
 
@@ -130,11 +132,15 @@ class Splitter:
         self.target = Target(dst)
         self.connected_at = time.monotonic()
         self.target.prepare()
+        self.target.commit()
         taken = self.target.take_over_position(cfg.consumer_name)
+        self.target.commit()
         if taken is not None:
             log.info("consumer %r: took over position tick %d from pgq_ext.completed_tick (queue_splitter's)",
                      cfg.consumer_name, taken)
-        if self.source.register():
+        registered = self.source.register()
+        self.source.commit()
+        if registered:
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
         self.metrics.connected()
 
@@ -163,6 +169,10 @@ class Splitter:
 
         self.metrics.begin()
         batch = source.next_batch()
+        # committed at once: a batch once taken keeps its ticks until
+        # finish_batch, so a crash anywhere later gets the very same batch
+        # again, which the target recognises as applied (see Source.next_batch)
+        source.commit()
         self.metrics.taken(batch)
         if batch is None:
             return None
@@ -171,7 +181,8 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field, self.config.table_filter),
+                         target.copy_in, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -229,7 +240,9 @@ class Splitter:
         try:
             self.target.conn.rollback()
             self.source.conn.rollback()
-            return not self.source.is_open(batch.batch_id)
+            still_open = self.source.is_open(batch.batch_id)
+            self.source.commit()
+            return not still_open
         except psycopg2.Error:
             return False
 
@@ -258,6 +271,8 @@ class Splitter:
         backoff = BACKOFF_START
         failures: list[str] = []
         idle_since = idle_logged = time.monotonic()
+        # the original's per-batch line and idle heartbeat (statslog)
+        compat = StatsLine(self.config.keepalive_stats)
         try:
             while True:
                 control.check()
@@ -267,27 +282,37 @@ class Splitter:
                 if control.reload_requested:
                     control.reload_requested = False
                     self._reload(reload)
+                    compat.keepalive = self.config.keepalive_stats
+                compat.start()
                 try:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    compat.send(log)
                     self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = _describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
+                    # exception_sleep set: the original's fixed delay; else
+                    # exponential backoff
+                    fixed = self.config.exception_sleep
+                    delay = fixed if fixed is not None else backoff
                     if isinstance(exc, BatchError) or not failures or failures[-1] != message:
                         # a refused batch: one line per retry (what is wrong,
                         # what to do, when again); an outage: its first error
-                        log.error("%s; retrying in %.0f s", message, backoff)
+                        log.error("%s; retrying in %s s", message, _seconds(delay))
                     else:
-                        log.debug("still failing (attempt %d), retrying in %.0f s: %s",
-                                  len(failures) + 1, backoff, message)
+                        log.debug("still failing (attempt %d), retrying in %s s: %s",
+                                  len(failures) + 1, _seconds(delay), message)
                     failures.append(message)
-                    control.sleep(backoff)
+                    control.sleep(delay)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+                if stats is not None:
+                    compat.batch(stats.count)
+                compat.send(log)
                 if failures:
                     log.info("recovered after %d failed attempt(s)", len(failures))
                     failures.clear()
@@ -320,6 +345,11 @@ class Splitter:
         if any(getattr(old, k) != getattr(new, k) for k in RECONNECT_KEYS):
             log.info("connection settings changed: reconnecting")
             self.close()
+
+
+def _seconds(delay: float) -> str:
+    """A delay as the log says it: whole seconds without decimals."""
+    return f"{delay:.0f}" if float(delay).is_integer() else f"{delay:g}"
 
 
 def _describe_error(exc: BaseException, cfg: Config) -> str:
