@@ -30,7 +30,8 @@ NAME
 SYNOPSIS
     qsplit-driver [-v|-q] [-d] [--once] [--set KEY=VALUE]... CONFIG.ini
     qsplit-driver -r|-s|-k CONFIG.ini
-    qsplit-driver --register|--unregister|--rewind|--reset|--status CONFIG.ini
+    qsplit-driver --register|--unregister|--rewind|--reset CONFIG.ini
+    qsplit-driver --status [--json] CONFIG.ini
     qsplit-driver --ini
 
 DESCRIPTION
@@ -88,6 +89,7 @@ EXAMPLES
     qsplit-driver -r /etc/qsplit/splitter.ini     reload the config
     qsplit-driver -s /etc/qsplit/splitter.ini     stop after the current batch
     qsplit-driver --status /etc/qsplit/splitter.ini
+    qsplit-driver --status --json /etc/qsplit/splitter.ini
     qsplit-driver --once --set loop_delay=0 splitter.ini
 """
 
@@ -131,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     mgmt.add_argument("--reset", dest="manage", action="store_const", const="reset",
                       help="forget the target position: the next batch is applied whatever its ticks")
     mgmt.add_argument("--status", action="store_true",
-                      help="print source lag, pending events, target position and events routed per queue")
+                      help="print this consumer's source lag and pending events, then every consumer on the "
+                           "target: position, lag, last batch, events per queue, dead letters waiting")
+    mgmt.add_argument("--json", action="store_true", help="with --status: print it as JSON, for scripts")
     return p
 
 
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(chosen) > 1:
         print(f"qsplit-driver: error: {' and '.join(chosen)} cannot be combined", file=sys.stderr)
         return EXIT_USAGE
+    if args.json and not args.status:
+        print("qsplit-driver: error: --json goes with --status", file=sys.stderr)
+        return EXIT_USAGE
 
     _stderr_logging(args)
     try:
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         _stderr_logging(args, cfg.job_name)
         for warning in cfg.warnings:
             log.warning("%s", warning)
-        return _status(cfg) if args.status else _manage(cfg, args.manage)
+        return _status(cfg, args.json) if args.status else _manage(cfg, args.manage)
     return _run(cfg, args, overrides, failpoints)
 
 
@@ -222,9 +229,9 @@ def _manage(cfg: Config, what: str) -> int:
     return EXIT_OK
 
 
-def _status(cfg: Config) -> int:
+def _status(cfg: Config, as_json: bool = False) -> int:
     st = status.collect(cfg)
-    sys.stdout.write(status.render(st))
+    sys.stdout.write(status.to_json(st) if as_json else status.render(st))
     return EXIT_OK if st.healthy else EXIT_ERROR
 
 
@@ -241,6 +248,17 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         if pid is not None:
             log.error("pidfile %s names running process %d: already running", cfg.pidfile, pid)
             return EXIT_PIDFILE
+    if cfg.metrics_port is not None:
+        # checked before daemon mode detaches and the log moves to logfile,
+        # so the error reaches the terminal and the exit status (the
+        # server itself starts later: its thread would not cross the fork)
+        from . import metrics
+
+        try:
+            metrics.check_listen(cfg.metrics_addr, cfg.metrics_port)
+        except metrics.MetricsError as exc:
+            log.error("%s: %s", cfg.path, exc)
+            return EXIT_USAGE
     if args.daemon:
         if cfg.logfile is None:
             log.warning("daemon mode without logfile: the log is discarded")
@@ -252,6 +270,20 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         except pidfile.PidfileError as exc:
             log.error("%s", exc)
             return EXIT_PIDFILE
+    server = None
+    observer = None
+    if cfg.metrics_port is not None:
+        from . import metrics  # prometheus_client loads only when metrics are on
+
+        observer = metrics.Metrics(cfg)
+        server = metrics.MetricsServer(observer.registry)
+        try:
+            server.start(cfg.metrics_addr, cfg.metrics_port)
+        except metrics.MetricsError as exc:
+            log.error("%s: %s", cfg.path, exc)
+            if cfg.pidfile is not None:
+                pidfile.remove_pidfile(cfg.pidfile)
+            return EXIT_USAGE
     control = Control()
     control.install()
     try:
@@ -259,7 +291,7 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             log.warning("%s", warning)
         log.info("starting: queue %r, consumer %r, routing by %s", cfg.queue_name, cfg.consumer_name,
                  cfg.queue_field)
-        splitter = Splitter(cfg, failpoints)
+        splitter = Splitter(cfg, failpoints, observer)
         splitter.log_statements = args.verbose >= 2
         control.on_stop_now(splitter.cancel)
 
@@ -276,6 +308,11 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             _setup_logging(new, args)
             for warning in new.warnings:
                 log.warning("%s", warning)
+            if observer is not None and server is not None:
+                observer.configure(new)
+                server.reconfigure(new.metrics_addr, new.metrics_port)
+            elif new.metrics_port is not None:
+                log.warning("reload: metrics_port set: the metrics server starts with the driver (restart it)")
             return new
 
         return splitter.run(once=args.once, control=control, reload=reload)
@@ -284,6 +321,8 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         return EXIT_OK if exc.signame == "SIGTERM" else EXIT_INTERRUPTED
     finally:
         control.uninstall()
+        if server is not None:
+            server.stop()
         if cfg.pidfile is not None:
             pidfile.remove_pidfile(cfg.pidfile)
         logging.shutdown()
