@@ -24,6 +24,7 @@ from .signals import Control
 from .failpoints import Failpoints
 from .metrics import Observer
 from .source import Batch, Source
+from .statslog import StatsLine
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
 
@@ -180,7 +181,8 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field, self.config.table_filter),
+                         target.copy_in, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -268,6 +270,8 @@ class Splitter:
         backoff = BACKOFF_START
         failures: list[str] = []
         idle_since = idle_logged = time.monotonic()
+        # the original's per-batch line and idle heartbeat (statslog)
+        compat = StatsLine(self.config.keepalive_stats)
         try:
             while True:
                 control.check()
@@ -277,27 +281,37 @@ class Splitter:
                 if control.reload_requested:
                     control.reload_requested = False
                     self._reload(reload)
+                    compat.keepalive = self.config.keepalive_stats
+                compat.start()
                 try:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    compat.send(log)
                     self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = _describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
+                    # exception_sleep set: the original's fixed delay; else
+                    # exponential backoff
+                    fixed = self.config.exception_sleep
+                    delay = fixed if fixed is not None else backoff
                     if isinstance(exc, BatchError) or not failures or failures[-1] != message:
                         # a refused batch: one line per retry (what is wrong,
                         # what to do, when again); an outage: its first error
-                        log.error("%s; retrying in %.0f s", message, backoff)
+                        log.error("%s; retrying in %s s", message, _seconds(delay))
                     else:
-                        log.debug("still failing (attempt %d), retrying in %.0f s: %s",
-                                  len(failures) + 1, backoff, message)
+                        log.debug("still failing (attempt %d), retrying in %s s: %s",
+                                  len(failures) + 1, _seconds(delay), message)
                     failures.append(message)
-                    control.sleep(backoff)
+                    control.sleep(delay)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+                if stats is not None:
+                    compat.batch(stats.count)
+                compat.send(log)
                 if failures:
                     log.info("recovered after %d failed attempt(s)", len(failures))
                     failures.clear()
@@ -330,6 +344,11 @@ class Splitter:
         if any(getattr(old, k) != getattr(new, k) for k in RECONNECT_KEYS):
             log.info("connection settings changed: reconnecting")
             self.close()
+
+
+def _seconds(delay: float) -> str:
+    """A delay as the log says it: whole seconds without decimals."""
+    return f"{delay:.0f}" if float(delay).is_integer() else f"{delay:g}"
 
 
 def _describe_error(exc: BaseException, cfg: Config) -> str:
