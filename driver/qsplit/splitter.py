@@ -367,7 +367,40 @@ def _describe_error(exc: BaseException, cfg: Config) -> str:
             text += f" (HINT: {diag.message_hint})"
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
-    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+    cause = _database_error(exc)
+    code = f"[{cause.pgcode}] " if cause is not None and cause.pgcode else ""
+    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{exc}"
+
+
+def _database_error(exc: BaseException) -> psycopg2.Error | None:
+    """The database error behind *exc* (a StreamError wraps the one that
+    broke its COPY), for its SQLSTATE."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, psycopg2.Error):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# SQLSTATEs that mean the session is gone: class 08 (connection exception),
+# admin_shutdown, crash_shutdown, cannot_connect_now
+_LOST_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """Whether *exc* itself says the connection is gone: SQLSTATE class 08 or
+    57P01-57P03, or an error libpq raised without a SQLSTATE (server closed
+    the connection, could not connect, connection already closed).  psycopg2
+    makes OperationalError of much more (lock and statement timeouts, out of
+    memory, "index row size exceeds" ...): those are statement errors, logged
+    with their SQLSTATE."""
+    if not isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return False
+    code = exc.pgcode
+    return code is None or code.startswith("08") or code in _LOST_SQLSTATES
 
 
 def _failure_kind(exc: BaseException) -> tuple[str, str | None]:
@@ -386,7 +419,7 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        if is_lost_connection(current):
             return current
         current = current.__cause__ or current.__context__
     return None
