@@ -262,6 +262,14 @@ def test_status_views_show_writers_only_their_own_consumers(cluster):
             seen[name] = (consumers, [r for (r,) in cur.fetchall()])
     assert seen == {"other": ([], []), "mine": ([CONSUMER], [CONSUMER]),
                     "admin": (["nobodys", CONSUMER], [CONSUMER])}
+    # a function of the reader's making in WHERE sees no hidden row
+    with other.cursor() as cur:
+        cur.execute("create function pg_temp.leak(text) returns boolean language plpgsql cost 0.0001 as"
+                    " $$ begin raise notice 'leaked %', $1; return true; end $$")
+        for view in ("consumer_status", "queue_status"):
+            cur.execute(f"select * from qsplit.{view} where pg_temp.leak(consumer_name)")
+            assert cur.fetchall() == []
+    assert not [n for n in other.notices if "leaked" in n], other.notices
 
 
 def test_admin_names_the_owner_of_a_consumer(cluster):
