@@ -43,18 +43,25 @@ LOOP_DELAY = 0.1
 @dataclass(frozen=True)
 class Sizes:
     batch_sizes: tuple[int, ...] = (10_000, 1_000, 100)
-    events: int = 200_000          # per batch size ...
-    small_events: int = 50_000     # ... except batches under 1,000 events (2,000 s of batches otherwise)
+    # events per run: 20 batches of 10,000, 100 of 1,000, 200 of 100 (the
+    # small batches are bound by per-batch costs: more of them would only
+    # make make bench longer)
+    events: int = 200_000          # batches of 10,000 events or more
+    mid_events: int = 100_000      # batches of 1,000 to 9,999
+    small_events: int = 20_000     # smaller batches
     big: int = 1_000_000
     per_event: int = 10_000
     latency_seconds: float = 10.0
     latency_rate: float = 200.0
 
     def events_for(self, batch_size: int) -> int:
-        return self.events if batch_size >= 1_000 else self.small_events
+        if batch_size >= 10_000:
+            return self.events
+        return self.mid_events if batch_size >= 1_000 else self.small_events
 
 
-QUICK = Sizes(batch_sizes=(500, 50), events=2_000, small_events=500, big=5_000, per_event=200, latency_seconds=1.5)
+QUICK = Sizes(batch_sizes=(500, 50), events=2_000, mid_events=1_000, small_events=500, big=5_000, per_event=200,
+              latency_seconds=1.5)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

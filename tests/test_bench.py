@@ -40,7 +40,7 @@ def test_bench_quick_runs_every_measurement(tmp_path):
         run = runs[name][0]
         assert run["events"] > 0 and run["events_per_s"] > 0, (name, run)
     for bs in sizes["batch_sizes"]:
-        n = sizes["events"] if bs >= 1000 else sizes["small_events"]
+        n = sizes["events"] if bs >= 10_000 else sizes["mid_events"] if bs >= 1000 else sizes["small_events"]
         # the peer row moves the same events through python-pgq, batch by batch
         assert runs[f"qsplit_{bs}"][0]["events"] == runs[f"original_{bs}"][0]["events"] == n
         assert runs[f"original_{bs}"][0]["batches"] == -(-n // bs)
