@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_CLUSTER_SCRIPT = REPO / "scripts" / "target-cluster.sh"
 MODES = ("one", "two")
 # throughput scenarios run in every mode; the others on one server only
-SCENARIOS = ("limit", "qsplit", "original", "big_batch", "per_event", "latency")
+SCENARIOS = ("limit", "qsplit", "qsplit_seq", "original", "big_batch", "per_event", "latency")
 ONE_SERVER_ONLY = ("big_batch", "per_event", "latency")
 LOOP_DELAY = 0.1
 
@@ -180,7 +180,7 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
     any_ctx = next(iter(contexts.values()))
     server, src = any_ctx.src, any_ctx.src_db
     queues = {}
-    if only & {"limit", "qsplit", "original", "per_event"}:
+    if only & {"limit", "qsplit", "qsplit_seq", "original", "per_event"}:
         for bs in sizes.batch_sizes:
             queues[bs] = fill_queue(server, src, f"bench_b{bs}", sizes.events_for(bs), bs)
     big = fill_queue(server, src, "bench_big", sizes.big, sizes.big) if "big_batch" in only else None
@@ -195,9 +195,13 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
             if "limit" in only:
                 _record(out, mode, "limit", r, scenarios.limit(ctx, limit_queue))
             for bs in sizes.batch_sizes:
-                if "qsplit" in only:
+                if "qsplit" in only:  # read_ahead = 1
                     _record(out, mode, f"qsplit_{bs}", r,
                             scenarios.splitter_run(ctx, queues[bs], f"qs_{mode}_{bs}_r{r}", args.phases))
+                if "qsplit_seq" in only:  # read_ahead = 0, the default
+                    _record(out, mode, f"qsplit_seq_{bs}", r,
+                            scenarios.splitter_run(ctx, queues[bs], f"qseq_{mode}_{bs}_r{r}", args.phases,
+                                                   read_ahead=False))
                 if "original" in only:
                     _record(out, mode, f"original_{bs}", r,
                             scenarios.original_run(ctx, queues[bs], f"orig_{mode}_{bs}_r{r}"))
