@@ -158,6 +158,18 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     assert "Traceback" not in log + driver.stderr()
 
 
+def _server_cluster(cluster) -> tuple[str, str]:
+    """The Debian cluster (version, name) serving the tests' databases: the
+    one on their port, never another server of the machine."""
+    ((port, data_dir),) = cluster.src_exec("select current_setting('port'), current_setting('data_directory')")
+    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
+        if cl_port == port and os.path.realpath(cl_dir) == os.path.realpath(data_dir):
+            return version, name
+    raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
+
+
 def test_target_server_restart_during_a_run(cluster):
     """Restarts the whole local server (source and target live on it): the
     driver loses both connections, reconnects, and completes exactly once."""
@@ -170,7 +182,8 @@ def test_target_server_restart_during_a_run(cluster):
             produced += 3000
             if b == 2:
                 wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+                version, name = _server_cluster(cluster)
+                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
                                check=True, timeout=120)
                 wait_until(lambda: cluster.src_exec("select 1"), 60, "the server to accept connections")
         wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")

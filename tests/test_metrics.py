@@ -1,23 +1,38 @@
 """Prometheus metrics of a running driver (metrics_port): what /metrics says
 equals what the target received, label values stay bounded, refused batches
 and errors are counted, the server survives reloads and stops with the
-driver, and a bad metrics_port is one line naming the key, exit 2."""
+driver, and a bad metrics_port is one line naming the key, exit 2.
+
+Then the monitoring files under contrib/ against the real tools: promtool
+checks and unit-tests the alert rules, the Grafana dashboard is valid JSON
+querying metrics the driver has, and a real Prometheus (Debian package
+prometheus, started here on 127.0.0.1) scrapes a running driver: what it
+stores equals what the target received, and the stalled-consumer alert
+fires when the target refuses batches."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import threading
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from driverproc import Driver, process_alive, wait_for
+from helpers import REPO
 
 PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+MISSING = "scripts/prepare-machine.sh installs the Debian package prometheus (prometheus, promtool)"
 
 
 def free_port() -> int:
@@ -166,7 +181,7 @@ def test_promtool_accepts_the_exposition(queues):
     """promtool (Debian package prometheus, installed by prepare-machine.sh)
     lints the scraped text (names, units, help, types), dead letters and
     all."""
-    assert PROMTOOL, "promtool missing: scripts/prepare-machine.sh installs the Debian package prometheus"
+    assert PROMTOOL, MISSING
     c = queues
     port = free_port()
     ini = c.write_ini(metrics_port=str(port), on_unknown_queue="dead_letter", on_null_queue="skip", loop_delay="0.05")
@@ -257,6 +272,34 @@ def test_refused_batches_and_connection_errors_are_counted(queues):
         assert with_driver.wait() == 0
 
 
+def test_reload_moves_the_metrics_server_or_keeps_it(queues):
+    """SIGHUP with another metrics_port: served there, the old port freed;
+    a port in use on reload: logged, the server stays where it was."""
+    c = queues
+    first, second = free_port(), free_port()
+    ini = c.write_ini(metrics_port=str(first), loop_delay="0.05")
+    with_driver = Driver(c, str(ini))
+    try:
+        wait_for(lambda: _try_scrape(first), what="the first port")
+        c.write_ini(metrics_port=str(second), loop_delay="0.05")
+        with_driver.signal(signal.SIGHUP)
+        wait_for(lambda: _try_scrape(second), what="the server on the new port")
+        wait_for(lambda: port_is_free(first), what="the old port to be released")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            busy = taken.getsockname()[1]
+            c.write_ini(metrics_port=str(busy), loop_delay="0.05")
+            with_driver.signal(signal.SIGHUP)
+            wait_for(lambda: f"metrics_port = {busy}" in c.log_text(), what="the reload error")
+            assert _try_scrape(second) is not None
+        assert f"metrics stay on 127.0.0.1:{second}" in c.log_text()
+    finally:
+        with_driver.signal(signal.SIGINT)
+        assert with_driver.wait() == 0
+    assert port_is_free(second)
+
+
 @pytest.mark.parametrize("value_, message", [
     ("many", "metrics_port = 'many': not a whole number"),
     ("70000", "metrics_port = '70000': must be <= 65535"),
@@ -281,3 +324,173 @@ def test_metrics_port_in_use_is_one_line_exit_2(cluster, daemon):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"metrics_port = {port}" in lines[0] and "cannot listen" in lines[0], result.stderr
     assert not (cluster.workdir / "pid" / "test_splitter.pid").exists()
+
+
+# contrib/: alert rules, dashboard, a real Prometheus ---------------------------
+
+RULES = REPO / "contrib" / "prometheus" / "qsplit-alerts.yml"
+RULES_TEST = REPO / "contrib" / "prometheus" / "qsplit-alerts.test.yml"
+DASHBOARD = REPO / "contrib" / "grafana" / "qsplit.json"
+
+# the sample names each metric type exposes
+_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum", "_created"),
+             "info": ("_info",), "summary": ("", "_count", "_sum", "_created")}
+
+
+def exposed_names() -> set[str]:
+    """Every sample name the driver's registry can expose."""
+    from qsplit.config import load
+    from qsplit.metrics import Metrics
+
+    ini = REPO / "examples" / "queue_splitter.ini"
+    text = generate_latest(Metrics(load(ini)).registry).decode()
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(family.name + s for s in _SUFFIXES[family.type])
+    return names
+
+
+def queried_names(text: str) -> set[str]:
+    return set(re.findall(r"\bqsplit_[a-z_]+", text))
+
+
+def test_alert_rules_pass_promtool_check_and_unit_tests():
+    assert PROMTOOL, MISSING
+    check = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert check.returncode == 0 and "SUCCESS: 5 rules found" in check.stdout, check.stdout + check.stderr
+    unit = subprocess.run([PROMTOOL, "test", "rules", RULES_TEST.name], capture_output=True, text=True,
+                          cwd=RULES_TEST.parent)
+    assert unit.returncode == 0 and "SUCCESS" in unit.stdout, unit.stdout + unit.stderr
+    alerts = set(re.findall(r"- alert: (\w+)", RULES.read_text()))
+    assert alerts == {"QsplitConsumerStalled", "QsplitLagHigh", "QsplitBatchesRefused", "QsplitDeadLettersGrowing",
+                      "QsplitDriverDown"}
+    tested = set(re.findall(r"alertname: (\w+)", RULES_TEST.read_text()))
+    assert tested == alerts, "every alert has a unit test"
+
+
+def test_alert_rules_and_dashboard_query_metrics_the_driver_exposes():
+    names = exposed_names()
+    assert queried_names(RULES.read_text()) <= names, queried_names(RULES.read_text()) - names
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs and all(t.get("refId") for p in dashboard["panels"] for t in p["targets"])
+    used = queried_names("\n".join(exprs))
+    assert used and used <= names, used - names
+    # the issue's panels: events/s per queue, lag, batch duration quantiles, errors
+    for wanted in ("qsplit_events_total", "qsplit_source_lag_seconds", "qsplit_batch_duration_seconds_bucket",
+                   "qsplit_batches_refused_total", "qsplit_errors_total"):
+        assert wanted in used, wanted
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+class Prometheus:
+    """A Prometheus server of the test's own: 127.0.0.1, a free port, a temp
+    config and storage; 1 s scrape and rule evaluation."""
+
+    def __init__(self, workdir: Path, targets: list[str], rules: Path) -> None:
+        self.port = free_port()
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files:\n  - {rules}\n"
+            "scrape_configs:\n  - job_name: qsplit\n    static_configs:\n"
+            f"      - targets: {json.dumps(targets)}\n"
+        )
+        self.log = workdir / "prometheus.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self._ready, timeout=60, what="prometheus to be ready")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited: {self.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def api(self, path: str, **params: str) -> object:
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.load(resp)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> dict[str, float]:
+        """An instant query: {value of the first label (or ''): value}."""
+        out = {}
+        for row in self.api("query", query=expr)["result"]:
+            labels = row["metric"]
+            out[next(iter(labels.values()), "")] = float(row["value"][1])
+        return out
+
+    def firing(self) -> dict[str, dict]:
+        return {a["labels"]["alertname"]: a for a in self.api("alerts")["alerts"] if a["state"] == "firing"}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fast_rules(tmp_path: Path) -> Path:
+    """The shipped rules with every `for:` at 2 s, so the test waits seconds
+    instead of minutes; the expressions are the shipped ones."""
+    text, n = re.subn(r"(?m)^(\s+for:) \S+$", r"\1 2s", RULES.read_text())
+    assert n >= 3
+    path = tmp_path / "qsplit-alerts-fast.yml"
+    path.write_text(text)
+    return path
+
+
+def test_prometheus_scrapes_the_counts_the_target_received_and_sees_a_stall(queues, fast_rules, tmp_path):
+    assert PROMETHEUS, MISSING
+    c = queues
+    port = free_port()
+    ini = c.write_ini(metrics_port=str(port), loop_delay="0.1")
+    register(c, ini)
+    driver = Driver(c, str(ini))
+    prom: Prometheus | None = None
+    try:
+        prom = Prometheus(tmp_path, [f"127.0.0.1:{port}"], fast_rules)
+        # events flow while Prometheus scrapes
+        for routes in ({"q.a": 40, "q.b": 9}, {"q.b": 3, "q.c": 12}, {"q.a": 1}):
+            produce(c, routes)
+        wait_for(lambda: c.target_queue_counts().get("q.a") == 41 and c.target_queue_counts().get("q.c") == 12,
+                 what="the events on the target")
+        received = {q: float(n) for q, n in c.target_queue_counts().items() if q.startswith("q.")}
+        assert received == {"q.a": 41.0, "q.b": 12.0, "q.c": 12.0}
+        per_queue = 'sum by (queue) (qsplit_events_total{job="qsplit", action=~"inserted|created"})'
+        wait_for(lambda: prom.query(per_queue) == received, timeout=30,
+                 what=f"Prometheus to hold the target's counts {received}")
+        assert prom.query('max(qsplit_batch_open{job="qsplit"})') == {"": 0.0}
+        assert "QsplitConsumerStalled" not in prom.firing()
+
+        # the target refuses the next batch (QS002: no queue 'nowhere'): the
+        # driver retries with backoff, applies nothing, and the alert fires
+        produce(c, {"nowhere": 1, "q.a": 1})
+        firing = wait_for(lambda: (f := prom.firing()) and "QsplitConsumerStalled" in f
+                          and "QsplitBatchesRefused" in f and f, timeout=45, what="the stall alerts to fire")
+        assert firing["QsplitBatchesRefused"]["labels"]["code"] == "QS002"
+        assert firing["QsplitConsumerStalled"]["labels"]["instance"] == f"127.0.0.1:{port}"
+        assert c.target_queue_counts()["q.a"] == 41, "the refused batch applied nothing"
+        # the counters Prometheus holds still equal what the target has
+        assert prom.query(per_queue) == received
+    finally:
+        if prom is not None:
+            prom.stop()
+        driver.signal(signal.SIGINT)
+        assert driver.wait() == 0
+    assert prom.proc.returncode is not None

@@ -9,7 +9,8 @@ returns boolean as $$
 -- ----------------------------------------------------------------------
 -- Function: qsplit._claim_position(6)
 --
---      Lock the consumer's position row (making it when missing), check
+--      Lock the consumer's position row (making it when missing; it must
+--      belong to the caller, see qsplit._claim_consumer), check
 --      that the batch follows it, and move it to the batch's cur tick.
 --      The lock is held to the end of the caller's transaction: a second
 --      driver on the same consumer waits here, then finds the batch
@@ -22,6 +23,8 @@ returns boolean as $$
 --      Tick ids start at 1 in every queue, so an id alone cannot tell two
 --      sources apart: when both the position and the batch know the tick
 --      time, a matching id with another time is QS007, never a skip.
+--      A position with a tick time never moves to a tick without one
+--      (QS013): the time would be lost, and with it that check.
 --
 -- Parameters:
 --      i_consumer      - consumer name
@@ -34,10 +37,11 @@ returns boolean as $$
 --      false: the batch is already applied (the position is unchanged)
 --
 -- Errors:
---      QS001 - lost position; QS007 - position of another source queue
+--      QS001 - lost position; QS007 - position of another source queue;
+--      QS011 - the consumer belongs to another role; QS013 - no tick time
 --
 -- Calls:
---      qsplit._raise_position_error(8)
+--      qsplit._claim_consumer(3), qsplit._raise_position_error(8)
 --
 -- Tables directly manipulated:
 --      insert, update - qsplit.consumer
@@ -47,9 +51,8 @@ declare
     v_last_time timestamptz;
     v_tick_time timestamptz;
 begin
-    insert into qsplit.consumer as c (consumer_name)
-        values (i_consumer)
-        on conflict (consumer_name) do nothing;
+    -- the row is the caller's (or becomes it), else QS011; now locked
+    perform qsplit._claim_consumer(i_consumer, i_batch_id);
     select c.last_tick_id, c.last_tick_time into v_last_tick, v_last_time
         from qsplit.consumer c
         where c.consumer_name = i_consumer
@@ -67,6 +70,12 @@ begin
     end if;
     if v_last_tick is distinct from i_prev_tick_id and v_last_tick is not null then
         perform qsplit._raise_position_error('lost_position', i_consumer, i_batch_id, i_prev_tick_id,
+                                             i_cur_tick_id, v_last_tick, v_last_time, v_tick_time);
+    end if;
+    -- the tick time is what tells two sources apart: once known, never
+    -- replaced by NULL
+    if v_last_time is not null and i_cur_tick_time is null then
+        perform qsplit._raise_position_error('no_tick_time', i_consumer, i_batch_id, i_prev_tick_id,
                                              i_cur_tick_id, v_last_tick, v_last_time, v_tick_time);
     end if;
 

@@ -18,6 +18,8 @@ returns void as $$
 -- Parameters:
 --      i_reason        - other_source: the position's tick id matches but
 --                        its tick time is another one (QS007);
+--                        no_tick_time: the batch has no tick time but
+--                        the position has one (QS013);
 --                        anything else: lost position (QS001)
 --      i_consumer, i_batch_id - for the message
 --      i_prev_tick_id, i_cur_tick_id - the batch's ticks
@@ -26,7 +28,7 @@ returns void as $$
 --
 -- Errors:
 --      QS001 - lost position; QS007 - the position was written by
---      another source queue.  The HINT names the command that fixes it.
+--      another source queue; QS013 - no tick time.  The HINT names the command that fixes it.
 --
 -- Calls:
 --      None
@@ -46,6 +48,13 @@ begin
                                 'source queue was re-created on purpose, forget the old position: qsplit-driver '
                                 '--reset <config.ini> (on the target: select qsplit.reset_position(%L);).',
                                 i_consumer);
+    end if;
+    if i_reason = 'no_tick_time' then
+        raise exception 'qsplit: consumer "%" batch % (ticks % to %) has no tick time, but the target position (tick %) has one (%)',
+                i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, i_last_tick, i_last_time
+            using errcode = 'QS013',
+                  detail = 'The tick time tells two source queues apart (QS007); a position that has one is never moved to a tick without one. Nothing was applied.',
+                  hint = 'Pass the batch''s tick times (i_prev_tick_time, i_cur_tick_time) to qsplit.apply_batch; the qsplit driver always does.';
     end if;
     raise exception 'qsplit: consumer "%" lost its position: batch % covers ticks % to %, but the target has '
                     'applied up to tick %',

@@ -46,7 +46,11 @@ begin
                   from unnest(i_queue_names, i_counts, i_actions) as u(queue_name, n, action)) e
          where e.n > 0
          group by e.queue_name, e.action
-        on conflict (consumer_name, queue_name, action) do update
+        -- the key holds a hash of the name: a name from event data can be of
+        -- any length (migration 0004)
+        on conflict (consumer_name, action,
+                     (pg_catalog.sha256(pg_catalog.decode(pg_catalog.replace(queue_name, '\', '\\'), 'escape'))))
+        do update
             set n_events = st.n_events + excluded.n_events,
                 n_batches = st.n_batches + 1,
                 last_batch_id = excluded.last_batch_id,
