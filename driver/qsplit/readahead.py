@@ -42,6 +42,7 @@ import psycopg2.errors
 
 from .failpoints import Failpoints
 from .source import BATCH_GONE, NEXT_BATCH_LOCK, Batch, Source
+from .stream import StreamError
 from .target import Target
 
 log = logging.getLogger("qsplit")
@@ -292,7 +293,8 @@ class Pipeline:
                 continue
             self.failpoints.hit("after_copy")
             return Staged(target, batch, count, started)
-        raise RuntimeError(f"read-ahead: {GONE_RETRIES} batches in a row were finished by other drivers")
+        raise StreamError(f"read-ahead: {GONE_RETRIES} batches in a row were finished by other drivers on "
+                          f"consumer {self.source.real!r} before this one could read them")
 
     def process(self):
         """Apply the next batch (reading the one after it meanwhile); its
