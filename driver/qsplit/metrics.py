@@ -153,10 +153,12 @@ class Metrics(Observer):
         self._connects = 0
         self._success_mark = self._started = self._mark = clock()
         self.since_success.set_function(self._seconds_since_success)
-        for step in STEPS:  # every series exists from the start (rate() needs a first sample)
-            self.step_duration.labels(step=step)
-        for result in ("applied", "already_applied", "left_to_another_driver"):
-            self.batches.labels(result=result)
+        # every series exists from the start (rate() needs a first sample);
+        # the children are kept: labels() costs more than the update itself
+        self._steps = {step: self.step_duration.labels(step=step) for step in STEPS}
+        self._results = {r: self.batches.labels(result=r)
+                         for r in ("applied", "already_applied", "left_to_another_driver")}
+        self._events: dict[tuple[str, str], object] = {}  # bounded: QueueLabels x ACTIONS
         for kind in ("connection", "database"):
             self.errors.labels(kind=kind)
         self.configure(config)
@@ -189,19 +191,23 @@ class Metrics(Observer):
         if batch is None:
             self.open_batch.set(0)
             return
-        self.step_duration.labels(step="next_batch").observe(self._lap())
+        self._steps["next_batch"].observe(self._lap())
         self.open_batch.set(1)
         self.lag.set(batch.lag)
 
     def step(self, name: str) -> None:
-        self.step_duration.labels(step=name).observe(self._lap())
+        self._steps[name].observe(self._lap())
 
     def done(self, stats: BatchStats, result: str | None = None) -> None:
         if result is None:
             result = "already_applied" if stats.already_applied else "applied"
         for queue in self._counted(stats):
-            self.events.labels(queue=self._labels.label(queue.queue_name), action=queue.action).inc(queue.n_events)
-        self.batches.labels(result=result).inc()
+            key = (self._labels.label(queue.queue_name), queue.action)
+            child = self._events.get(key)
+            if child is None:
+                child = self._events[key] = self.events.labels(queue=key[0], action=key[1])
+            child.inc(queue.n_events)
+        self._results[result].inc()
         self.batch_duration.observe(self._clock() - self._started)
         self.open_batch.set(0)
         self.last_success.set(self._wall())
