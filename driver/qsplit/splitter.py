@@ -242,9 +242,10 @@ class Splitter:
         self.metrics.step("stream")
         fp.hit("after_copy")
         cfg = self.config
-        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue,
+                                 cfg.create_limit, cfg.create_pattern, cfg.create_fallback)
         try:
-            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
+            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies, cfg.apply_timeout)
         except psycopg2.Error as exc:
             if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
                 return self._skipped(batch, count, started)
