@@ -20,7 +20,8 @@ grant execute on function
     qsplit.prepare_staging(),
     qsplit.take_over_position(text),
     qsplit.reset_position(text),
-    qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz)
+    qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz,
+                       integer, text, text)
   to qsplit_writer;
 
 grant execute on function
@@ -31,5 +32,5 @@ grant execute on function
   to qsplit_admin;
 grant select on table qsplit.route, qsplit.dead_letter to qsplit_admin;
 
-grant execute on function qsplit.reset_position(text) to qsplit_admin;
+grant execute on function qsplit.reset_position(text), qsplit.set_consumer_owner(text, text) to qsplit_admin;
 grant select on table qsplit.consumer_status, qsplit.queue_status to qsplit_writer, qsplit_admin;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg2.errors
@@ -31,12 +32,13 @@ STAGED_COLUMNS = (
 )
 
 # a transaction-level advisory lock per source queue and consumer, taken by
-# Source.next_batch until its commit; needs no privilege.  pgq.next_batch_custom
+# Source.next_batch until the caller commits; needs no privilege.  pgq.next_batch_custom
 # reads the open batch without a lock: a second driver reading it while the
 # first one's next_batch is uncommitted would open a batch of its own, which
 # with pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave one
 # of them stuck on QS001.  Waiting here, it gets the same batch.
-NEXT_BATCH_LOCK = "select pg_advisory_xact_lock(hashtextextended('qsplit.next_batch ' || %s || ' ' || %s, 0))"
+NEXT_BATCH_LOCK = ("select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
+                   "'qsplit.next_batch ' || %s || ' ' || %s, 0))")
 
 # how the message of what pgq raises for a batch that is no longer open
 # starts (str.startswith takes the tuple): pgq.batch_event_sql finds no
@@ -66,18 +68,19 @@ class Source:
         self._custom = (opts.get("min_lag"), opts.get("min_count"), opts.get("min_interval"))
 
     def register(self) -> bool:
-        """Register the consumer on the queue; True when it was not registered yet."""
+        """Register the consumer on the queue (takes effect at commit()); True
+        when it was not registered yet."""
         with self.conn.cursor() as cur:
             cur.execute("select pgq.register_consumer(%s, %s)", (self.queue_name, self.consumer_name))
             (created,) = cur.fetchone()
-        self.conn.commit()
         return created == 1
 
     def next_batch(self) -> Batch | None:
         """Take the next batch (or the one still open for this consumer), with
-        the query text that reads its events, in one round trip, and commit.
+        the query text that reads its events, in one round trip.  The caller
+        commits at once (the advisory lock is held until then).
 
-        The commit matters: once taken, a batch keeps its ticks until
+        That commit matters: once taken, a batch keeps its ticks until
         finish_batch, so a crash anywhere later hands the driver the very
         same batch again, which the target recognises as applied.  (Left
         uncommitted, a re-taken batch could cover other ticks when
@@ -109,15 +112,20 @@ class Source:
                 self.conn.rollback()
                 cur.execute(query.format(event_sql="null::text"), args)
             row = cur.fetchone()
-        self.conn.commit()
         if row is None or row[0] is None:
             return None
         return Batch(*row)
 
-    def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
+    def copy_out(self, batch: Batch, sink, queue_field: str = "extra1",
+                 table_filter: Sequence[str] | None = None) -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with
         write()), columns STAGED_COLUMNS.  The transaction stays open; the
         same one finishes the batch (finish_batch, then commit()).
+
+        With *table_filter* (the ini's table_filter, schema-qualified names),
+        only events whose ev_extra1 is one of the names are written; the
+        others are left out, and finishing the batch consumes them, as
+        python-pgq's consumer_filter does for the original.
 
         Rows come grouped by the routing value (sorted by its hash, then
         ev_id), so each target queue's rows sit together in the target's
@@ -136,25 +144,32 @@ class Source:
                 # values share a stretch, which apply_batch handles) at about
                 # a third of the sort cost: queue names often share a long
                 # prefix, which defeats text sort keys
-                order.insert(0, sql.SQL("hashtext(b.{})").format(sql.Identifier(column)))
+                order.insert(0, sql.SQL("pg_catalog.hashtext(b.{})").format(sql.Identifier(column)))
+            where = sql.SQL("")
+            if table_filter:
+                # COPY takes no parameters: the names (from the config file)
+                # go in as literals quoted by psycopg2
+                where = sql.SQL(" where b.ev_extra1 in ({})").format(
+                    sql.SQL(", ").join(sql.Literal(t) for t in table_filter))
             # batch_sql is pgq's own query text for this batch (no event data
             # in it); its closing "order by 1" gives way to ours
-            query = sql.SQL("copy (select {} from ({}) b order by {}) to stdout").format(
+            query = sql.SQL("copy (select {} from ({}) b{} order by {}) to stdout").format(
                 sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in STAGED_COLUMNS),
                 sql.SQL(batch_sql.removesuffix(" order by 1")),
+                where,
                 sql.SQL(", ").join(order),
             )
             cur.copy_expert(query, sink)
 
     def is_open(self, batch_id: int) -> bool:
         """Whether *batch_id* is still this consumer's open batch (another
-        driver on the same consumer may have finished it meanwhile)."""
+        driver on the same consumer may have finished it meanwhile).  Reads
+        only; the caller ends the transaction."""
         with self.conn.cursor() as cur:
             cur.execute(
                 "select current_batch from pgq.get_consumer_info(%s, %s)", (self.queue_name, self.consumer_name)
             )
             row = cur.fetchone()
-        self.conn.commit()
         return row is not None and row[0] == batch_id
 
     def finish_batch(self, batch_id: int) -> bool:
