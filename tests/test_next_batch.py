@@ -7,10 +7,14 @@ from contextlib import closing
 
 import psycopg2
 import psycopg2.extensions
+import pytest
 
 from driverproc import wait_for
 from qsplit.source import NEXT_BATCH_LOCK, Source
 from qsplit.target import Target
+
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
 
 
 def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
