@@ -24,6 +24,7 @@ from .signals import Control
 from .failpoints import Failpoints
 from .metrics import Observer
 from .source import Batch, Source
+from .statslog import StatsLine
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
 
@@ -180,7 +181,8 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field, self.config.table_filter),
+                         target.copy_in, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -190,9 +192,10 @@ class Splitter:
         self.metrics.step("stream")
         fp.hit("after_copy")
         cfg = self.config
-        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue,
+                                 cfg.create_limit, cfg.create_pattern, cfg.create_fallback)
         try:
-            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
+            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies, cfg.apply_timeout)
         except psycopg2.Error as exc:
             if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
                 return self._skipped(batch, count, started)
@@ -268,6 +271,8 @@ class Splitter:
         backoff = BACKOFF_START
         failures: list[str] = []
         idle_since = idle_logged = time.monotonic()
+        # the original's per-batch line and idle heartbeat (statslog)
+        compat = StatsLine(self.config.keepalive_stats)
         try:
             while True:
                 control.check()
@@ -277,27 +282,37 @@ class Splitter:
                 if control.reload_requested:
                     control.reload_requested = False
                     self._reload(reload)
+                    compat.keepalive = self.config.keepalive_stats
+                compat.start()
                 try:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    compat.send(log)
                     self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = _describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
+                    # exception_sleep set: the original's fixed delay; else
+                    # exponential backoff
+                    fixed = self.config.exception_sleep
+                    delay = fixed if fixed is not None else backoff
                     if isinstance(exc, BatchError) or not failures or failures[-1] != message:
                         # a refused batch: one line per retry (what is wrong,
                         # what to do, when again); an outage: its first error
-                        log.error("%s; retrying in %.0f s", message, backoff)
+                        log.error("%s; retrying in %s s", message, _seconds(delay))
                     else:
-                        log.debug("still failing (attempt %d), retrying in %.0f s: %s",
-                                  len(failures) + 1, backoff, message)
+                        log.debug("still failing (attempt %d), retrying in %s s: %s",
+                                  len(failures) + 1, _seconds(delay), message)
                     failures.append(message)
-                    control.sleep(backoff)
+                    control.sleep(delay)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+                if stats is not None:
+                    compat.batch(stats.count)
+                compat.send(log)
                 if failures:
                     log.info("recovered after %d failed attempt(s)", len(failures))
                     failures.clear()
@@ -332,6 +347,11 @@ class Splitter:
             self.close()
 
 
+def _seconds(delay: float) -> str:
+    """A delay as the log says it: whole seconds without decimals."""
+    return f"{delay:.0f}" if float(delay).is_integer() else f"{delay:g}"
+
+
 def _describe_error(exc: BaseException, cfg: Config) -> str:
     if isinstance(exc, BatchError):
         return f"batch not applied, it stays open on the source: [{exc.pgcode}] {exc}"
@@ -347,7 +367,40 @@ def _describe_error(exc: BaseException, cfg: Config) -> str:
             text += f" (HINT: {diag.message_hint})"
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
-    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+    cause = _database_error(exc)
+    code = f"[{cause.pgcode}] " if cause is not None and cause.pgcode else ""
+    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{exc}"
+
+
+def _database_error(exc: BaseException) -> psycopg2.Error | None:
+    """The database error behind *exc* (a StreamError wraps the one that
+    broke its COPY), for its SQLSTATE."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, psycopg2.Error):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# SQLSTATEs that mean the session is gone: class 08 (connection exception),
+# admin_shutdown, crash_shutdown, cannot_connect_now
+_LOST_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """Whether *exc* itself says the connection is gone: SQLSTATE class 08 or
+    57P01-57P03, or an error libpq raised without a SQLSTATE (server closed
+    the connection, could not connect, connection already closed).  psycopg2
+    makes OperationalError of much more (lock and statement timeouts, out of
+    memory, "index row size exceeds" ...): those are statement errors, logged
+    with their SQLSTATE."""
+    if not isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return False
+    code = exc.pgcode
+    return code is None or code.startswith("08") or code in _LOST_SQLSTATES
 
 
 def _failure_kind(exc: BaseException) -> tuple[str, str | None]:
@@ -366,7 +419,7 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        if is_lost_connection(current):
             return current
         current = current.__cause__ or current.__context__
     return None
