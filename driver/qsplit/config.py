@@ -151,6 +151,11 @@ KEYS: tuple[Key, ...] = (
     Key("pgq_keep_lag", "interval", None,
         "Stay this far behind the queue's head (next_batch_custom min_lag), e.g. '5 minutes'.",
         sample="5 minutes"),
+    Key("read_ahead", "bool", False,
+        "Overlap consecutive batches: read batch N+1 from the source into a second target session while the "
+        "target applies batch N. Registers a second consumer, <pgq_consumer_id>.read_ahead, on the source "
+        "queue; the real consumer then only moves to ticks the target has committed (docs/read-ahead.md). "
+        "Turned off again, the driver unregisters the read-ahead consumer."),
     Key("logfile", "path", None, "Log file; without it the log goes to stderr. Safe under logrotate "
         "(copytruncate or move).", sample="~/log/%(job_name)s.log"),
     Key("log_size", "size", 10 * 1024 * 1024,
@@ -239,6 +244,7 @@ class Config:
     pgq_batch_collect_events: int | None = None
     pgq_batch_collect_interval: str | None = None
     pgq_keep_lag: str | None = None
+    read_ahead: bool = False
     logfile: Path | None = None
     log_size: int = 10 * 1024 * 1024
     log_count: int = 3

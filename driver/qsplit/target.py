@@ -89,6 +89,15 @@ class Target:
             )
             return [QueueResult(*row) for row in cur.fetchall()]
 
+    def position(self, consumer_name: str) -> tuple[int | None, object]:
+        """The consumer's position on the target: (last tick id, its tick
+        time), (None, None) when it has none."""
+        with self.conn.cursor() as cur:
+            cur.execute("select last_tick_id, last_tick_time from qsplit.consumer_status where consumer_name = %s",
+                        (consumer_name,))
+            row = cur.fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
     def take_over_position(self, consumer_name: str) -> int | None:
         """Start from queue_splitter's pgq_ext.completed_tick position when
         this consumer has none here yet (takes effect at commit()); returns
