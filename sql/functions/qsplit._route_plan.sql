@@ -39,7 +39,8 @@ returns setof record as $$
 --          one matching i_create_pattern (any name when it is NULL), and
 --          at most i_create_limit queues per batch (each pgq.create_queue
 --          holds ~40 locks to commit; the lock table is shared by the
---          cluster), the names with the most events first;
+--          cluster), and never more than a quarter of the lock table
+--          allows, the names with the most events first;
 --        - the names 'create' refuses get the policy i_create_fallback
 --          (error | skip | default | dead_letter), with reason
 --          invalid_queue_name, create_not_allowed or create_limit.
@@ -72,7 +73,14 @@ returns setof record as $$
 --      None (reads pg_temp.qsplit_staging, pgq.queue)
 -- ----------------------------------------------------------------------
 declare
-    v_col text := qsplit._route_column(i_queue_field);
+    v_col   text := qsplit._route_column(i_queue_field);
+    -- whatever create_limit says: the queues of one batch take at most a
+    -- quarter of the server's lock table (~40 locks each; 40 queues with
+    -- the defaults max_locks_per_transaction 64, max_connections 100)
+    v_limit integer := least(i_create_limit,
+                             pg_catalog.current_setting('max_locks_per_transaction')::integer
+                             * (pg_catalog.current_setting('max_connections')::integer
+                                + pg_catalog.current_setting('max_prepared_transactions')::integer) / 160);
 begin
     return query execute format(
         'with v as ('
@@ -139,6 +147,6 @@ begin
         v_col)
         using i_consumer, i_on_unknown, i_on_null, i_default_queue,
               current_setting('session_replication_role') <> 'replica',
-              i_create_limit, i_create_pattern, i_create_fallback;
+              v_limit, i_create_pattern, i_create_fallback;
 end;
 $$ language plpgsql stable;
