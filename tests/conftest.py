@@ -15,10 +15,14 @@ from helpers import REPO, Cluster, install_qsplit
 
 PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
-# source and target may live on two servers, even of two majors (the mixed
-# pairs of make test-matrix); PGPORT is the default for both
+# source and target may live on two servers, even of two majors:
+# PGPORT_SRC / PGPORT_DST (make test-matrix's mixed pairs), or
+# QSPLIT_TEST_TARGET_PORT for the target (make test-two-servers, on the
+# cluster scripts/target-cluster.sh starts); unset, both live on PGPORT
 PG_PORT_SRC = int(os.environ.get("PGPORT_SRC") or PG_PORT)
-PG_PORT_DST = int(os.environ.get("PGPORT_DST") or PG_PORT)
+PG_PORT_DST = int(os.environ.get("PGPORT_DST") or os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
+TARGET_PORT = PG_PORT_DST
+TWO_SERVERS = PG_PORT_SRC != PG_PORT_DST
 PG_USER = os.environ.get("PGUSER") or getpass.getuser()
 # distinct names let two test runs share one server (e.g. a developer and CI)
 PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")

@@ -179,9 +179,8 @@ def driver_backends(cluster: Cluster, side: str, job_name: str = "test_splitter"
     ]
 
 
-def terminate_backends(cluster: Cluster, side: str, pids: list[int]) -> int:
-    """Terminate backends *pids* on one side's server ('src' or 'dst': the
-    two may be different servers, where the same pid is another backend)."""
+def terminate_backends(cluster: Cluster, pids: list[int], side: str = "src") -> int:
+    """Terminate backends *pids* of one side's server ('src' or 'dst')."""
     run = cluster.src_exec if side == "src" else cluster.dst_exec
     killed = 0
     for pid in pids:

@@ -28,6 +28,7 @@ from faults import (
     terminate_backends,
     wait_until,
 )
+from conftest import TWO_SERVERS
 from helpers import restart_server
 from qsplit.failpoints import POINTS
 
@@ -147,7 +148,7 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
             before = backends()
-            kills[side] += terminate_backends(cluster, side, driver_backends(cluster, side))
+            kills[side] += terminate_backends(cluster, driver_backends(cluster, side), side)
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
             produce_batch(cluster, TARGETS, 10, start=produced)
@@ -165,10 +166,19 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     assert "Traceback" not in log + driver.stderr()
 
 
-def test_target_server_restart_during_a_run(cluster):
-    """Restarts the target's server (the source's too when they share one):
-    the driver loses its connections, reconnects, and completes exactly once."""
-    ini = _start(cluster)
+# one server: restart it (both sides at once); two servers
+# (QSPLIT_TEST_TARGET_PORT): restart one of them at a time
+RESTARTS = ["source", "target"] if TWO_SERVERS else ["both"]
+
+
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+@pytest.mark.parametrize("server", RESTARTS)
+def test_target_server_restart_during_a_run(cluster, server, read_ahead):
+    """Restarts a server under the running driver: it loses that side's
+    connections, reconnects, and completes exactly once."""
+    _start(cluster)  # registers the consumer
+    ini = cluster.write_ini(loop_delay="0.05", read_ahead=read_ahead)
+    side = "dst" if server == "target" else "src"
     driver = DriverProcess(ini, cluster.workdir)
     produced = 0
     try:
@@ -177,8 +187,9 @@ def test_target_server_restart_during_a_run(cluster):
             produced += 3000
             if b == 2:
                 wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                restart_server(cluster.dst_dsn)
-                wait_until(lambda: cluster.dst_exec("select 1"), 60, "the server to accept connections")
+                restart_server(cluster.src_dsn if side == "src" else cluster.dst_dsn)
+                restarted = cluster.src_exec if side == "src" else cluster.dst_exec
+                wait_until(lambda: restarted("select 1"), 60, "the server to accept connections")
         wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()
     finally:
