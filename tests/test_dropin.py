@@ -20,7 +20,7 @@ from helpers import Cluster
 
 from qsplit.config import ConfigError, load, parse_overrides
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+# also run on every other supported PostgreSQL major (make test-matrix)
 pytestmark = pytest.mark.matrix
 
 # what monitoring written for the original matches (issue 12, section 3)

@@ -18,7 +18,7 @@ from helpers import REPO
 from qsplit import install
 from test_install import schema_dump
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+# also run on every other supported PostgreSQL major (make test-matrix)
 pytestmark = pytest.mark.matrix
 
 VERSIONS = REPO / "migrations" / "versions"

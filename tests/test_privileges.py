@@ -12,8 +12,9 @@ from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRI
 from helpers import install_qsplit
 from routing_helpers import CONSUMER, run_ok, setup_source, source_by_route
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 
 def login_role(name: str, *member_of: str) -> str:
