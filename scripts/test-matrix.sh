@@ -6,7 +6,8 @@
 # newest, and the reverse.  Servers come from scripts/pg-matrix.sh, one per
 # major.
 #
-#   PG_MATRIX_MAJORS  majors to run alone   (default: the supported ones but the default server's)
+#   PG_MATRIX_MAJORS  majors to run alone   (default: the supported ones but the default server's;
+#                     none: only the mixed pairs)
 #   PG_MATRIX_MIXED   0 = skip the mixed pairs (default 1)
 #   PG_MATRIX_JOBS    majors tested at once, each on its own server (default 2)
 #   PYTEST_ARGS       more pytest arguments for every part
@@ -42,9 +43,11 @@ run_part() {  # NAME SRC_PORT DST_PORT BIN_DIR MARK
     local name=$1 src=$2 dst=$3 bin=$4 mark=$5 start=$SECONDS rc
     {
         echo "=== test-matrix: $name (source port $src, target port $dst, -m '$mark')"
-        # the server's own client programs (pg_dump refuses a newer server)
+        # the server's own client programs (pg_dump refuses a newer server);
+        # the matrix's servers are its own: templates an interrupted run left
+        # behind are dropped (--postgresql-drop-test-database)
         PATH="$bin:$PATH" PGPORT="$dst" PGPORT_SRC="$src" PGPORT_DST="$dst" \
-            $PYTEST -q -p no:cacheprovider -m "$mark" ${PYTEST_ARGS:-} </dev/null
+            $PYTEST -q -p no:cacheprovider -m "$mark" --postgresql-drop-test-database ${PYTEST_ARGS:-} </dev/null
     } >"$work/$name.log" 2>&1
     rc=$?
     printf '%-30s %5s s  %s\n' "$name" $((SECONDS - start)) \
@@ -60,13 +63,14 @@ finish() {  # PID NAME: wait for a part, show its output and summary
     summary+=("$(cat "$work/$2.sum")")
 }
 
+[ "$PG_MATRIX_MAJORS" = none ] && PG_MATRIX_MAJORS=
 t0=$SECONDS
 start=$SECONDS
 # shellcheck disable=SC2086
-if ! $MATRIX provision $PG_MATRIX_MAJORS >/dev/null; then
+if [ -n "$PG_MATRIX_MAJORS" ] && ! $MATRIX provision $PG_MATRIX_MAJORS >/dev/null; then
     echo "test-matrix: provisioning PostgreSQL $PG_MATRIX_MAJORS failed" >&2; exit 1
 fi
-summary+=("$(printf '%-30s %5s s' "provision $PG_MATRIX_MAJORS" $((SECONDS - start)))")
+[ -z "$PG_MATRIX_MAJORS" ] || summary+=("$(printf '%-30s %5s s' "provision $PG_MATRIX_MAJORS" $((SECONDS - start)))")
 
 # the majors, JOBS at a time: each pytest has its own server, so runs at
 # once touch nothing of each other (the fault tests restart their server)
