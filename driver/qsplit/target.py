@@ -48,6 +48,7 @@ class Target:
     def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str,
                     policies: RoutePolicies = RoutePolicies()) -> list[QueueResult]:
         """Route the staged rows; the transaction stays open for commit()."""
+        del self.conn.notices[:]  # only this batch's are logged after the commit
         with self.conn.cursor() as cur:
             cur.execute(
                 "select queue_name, n_events, action from qsplit.apply_batch("
@@ -70,6 +71,14 @@ class Target:
                 },
             )
             return [QueueResult(*row) for row in cur.fetchall()]
+
+    def take_notices(self) -> list[str]:
+        """The NOTICEs the server sent since the last call (apply_batch says
+        so when it took queue_splitter's position from pgq_ext), without
+        the "NOTICE:" prefix."""
+        notices = [n.strip().removeprefix("NOTICE:").strip() for n in self.conn.notices]
+        del self.conn.notices[:]
+        return notices
 
     def take_over_position(self, consumer_name: str) -> int | None:
         """Start from queue_splitter's pgq_ext.completed_tick position when
