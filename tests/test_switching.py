@@ -14,6 +14,7 @@ repair that neither loses nor doubles events, and that repair works."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -248,3 +249,54 @@ def test_originals_rewind_after_qsplit_doubles_nothing(switching):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     _assert_exact(c)
+
+
+def _doc_steps() -> list[list[str]]:
+    """The commands of docs/operations.md's "Switching back" section, in
+    order, as argument lists."""
+    doc = (REPO / "docs" / "operations.md").read_text()
+    section = doc[doc.index("## Switching back, and forth again"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    steps = []
+    for block in section.split("```sh\n")[1:]:
+        for line in block[:block.index("```")].splitlines():
+            steps.append(line.split("#", 1)[0].split())
+    return steps
+
+
+def test_switching_back_as_the_operations_doc_says(switching):
+    """Runs the doc's commands as written (queue_splitter.py = the original
+    on python-pgq, qsplit-driver = this driver, the ini = the test's), with
+    events produced while each tool runs, twice over."""
+    c = switching
+    ini = str(_ini(c))
+    tools = {"qsplit-driver": DRIVER, "queue_splitter.py": ORIGINAL}
+    steps = _doc_steps()
+    assert [s[0] for s in steps] == ["qsplit-driver", "queue_splitter.py", "queue_splitter.py", "qsplit-driver"]
+    pidfile = c.workdir / "pid" / f"{CONSUMER}.pid"
+    # qsplit runs first (it took over from the original registered above)
+    assert subprocess.run(DRIVER + ["-d", ini], cwd=c.workdir, env=_env(), timeout=60).returncode == 0
+    for _ in range(2):
+        for step in steps:
+            args = [ini if a == "/etc/qsplit/my.ini" else a for a in step[1:]]
+            _produce(c, 2)  # while a tool runs, or between the two
+            if "-s" in args:
+                wait_for(lambda: _drained(c), timeout=60, what=f"the running tool to drain the queue")
+            result = subprocess.run(tools[step[0]] + args, cwd=c.workdir, env=_env(), timeout=60,
+                                    capture_output=True, text=True)
+            assert result.returncode == 0, (step, result.stderr, _log(c))
+            if "-s" in args:  # stopped: wait until its pid file is gone
+                wait_for(lambda: not pidfile.exists(), timeout=30, what=f"{step[0]} to stop")
+            else:
+                wait_for(lambda: pidfile.exists(), timeout=30, what=f"{step[0]} to start")
+    _produce(c, 1)
+    wait_for(lambda: _drained(c), timeout=60, what="the last tool to drain the queue")
+    assert subprocess.run(DRIVER + ["-s", ini], cwd=c.workdir, env=_env(), timeout=60).returncode == 0
+    wait_for(lambda: not pidfile.exists(), timeout=30, what="qsplit to stop")
+    _assert_exact(c)
+    log = _log(c)
+    assert "Lost position" not in log and "QS001" not in log
+    # both tools wrote the same stats line into the one log file
+    stats = re.compile(r"^\S+ \S+ (\d+) INFO \{count: \d+, duration: \d+\.\d+(, idle: \d+\.\d+)?\}$")
+    writers = {m.group(1) for m in map(stats.match, log.splitlines()) if m}
+    assert len(writers) >= 5, log  # three qsplit runs, two of the original
