@@ -96,23 +96,23 @@ def test_stale_pidfile_is_replaced_live_one_refuses(cluster):
     assert "replacing stale pidfile" in cluster.log_text()
     assert not pidfile.exists()  # removed on exit
 
-    live = subprocess.Popen(["sleep", "60"])
+    # a pid alone proves nothing (any process may have it after a reboot):
+    # what refuses a second driver is the running driver's lock on the file
+    live = Driver(cluster, str(ini))
     try:
-        pidfile.write_text(f"{live.pid}\n")
-        produce(cluster, ["a"], per_batch=5, batches=1)
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         refused = cluster.run_driver("--once", str(ini))
         assert refused.returncode == 1
         assert f"names running process {live.pid}" in refused.stderr
         assert pidfile.read_text().strip() == str(live.pid)
-        assert cluster.target_events("a") == []
         # an empty pidfile key means none: this run neither checks nor writes it
         unclaimed = cluster.run_driver("--once", "--set", "pidfile=", str(ini))
         assert unclaimed.returncode == 0, unclaimed.stderr
-        assert len(cluster.target_events("a")) == 5
         assert pidfile.read_text().strip() == str(live.pid)
     finally:
-        live.kill()
+        live.signal(signal.SIGTERM)
         live.wait()
+    assert not pidfile.exists()
 
 
 def _locked_batch(cluster, n_events: int = 50):
