@@ -15,6 +15,10 @@ from helpers import REPO, Cluster, install_qsplit
 
 PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
+# the two-server mode: the target databases on a second server (e.g. the
+# cluster scripts/target-cluster.sh starts); unset, both live on PG_PORT
+TARGET_PORT = int(os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
+TWO_SERVERS = TARGET_PORT != PG_PORT
 PG_USER = os.environ.get("PGUSER") or getpass.getuser()
 # distinct names let two test runs share one server (e.g. a developer and CI)
 PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")
@@ -43,7 +47,7 @@ source_server = factories.postgresql_noproc(
     host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
 )
 target_server = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
+    host=PG_HOST, port=TARGET_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
 )
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
@@ -61,8 +65,10 @@ def driver_roles(target_server) -> tuple[str, str]:
     Depends on the target template, whose install made qsplit_writer."""
     import psycopg
 
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
-        for role, member_of in ((SRC_DRIVER_ROLE, "pgq_reader"), (DST_DRIVER_ROLE, "qsplit_writer")):
+    # each role on the server of its side (one server unless TWO_SERVERS)
+    for port, role, member_of in ((PG_PORT, SRC_DRIVER_ROLE, "pgq_reader"),
+                                  (TARGET_PORT, DST_DRIVER_ROLE, "qsplit_writer")):
+        with psycopg.connect(host=PG_HOST, port=port, user=PG_USER, dbname="postgres", autocommit=True) as conn:
             for (stmt,) in conn.execute(
                 "select format('create role %%I login nosuperuser', %s::text)"
                 " where not exists (select 1 from pg_roles where rolname = %s)",

@@ -192,9 +192,10 @@ def _newest_tick(cluster) -> int:
                             " where q.queue_name = 'singlequeue'")[0][0]
 
 
-def _position(cluster) -> tuple:
-    return cluster.dst_exec("select last_tick_id, last_tick_time from qsplit.consumer where consumer_name = %s",
-                            (CONSUMER,))[0]
+def _position(cluster) -> tuple | None:
+    rows = cluster.dst_exec("select last_tick_id, last_tick_time from qsplit.consumer where consumer_name = %s",
+                            (CONSUMER,))
+    return rows[0] if rows else None
 
 
 def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
@@ -261,6 +262,14 @@ def test_status_views_show_writers_only_their_own_consumers(cluster):
             seen[name] = (consumers, [r for (r,) in cur.fetchall()])
     assert seen == {"other": ([], []), "mine": ([CONSUMER], [CONSUMER]),
                     "admin": (["nobodys", CONSUMER], [CONSUMER])}
+    # a function of the reader's making in WHERE sees no hidden row
+    with other.cursor() as cur:
+        cur.execute("create function pg_temp.leak(text) returns boolean language plpgsql cost 0.0001 as"
+                    " $$ begin raise notice 'leaked %', $1; return true; end $$")
+        for view in ("consumer_status", "queue_status"):
+            cur.execute(f"select * from qsplit.{view} where pg_temp.leak(consumer_name)")
+            assert cur.fetchall() == []
+    assert not [n for n in other.notices if "leaked" in n], other.notices
 
 
 def test_admin_names_the_owner_of_a_consumer(cluster):
@@ -288,6 +297,171 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     new_ini = c.write_ini(name="other.ini", dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={other}"))
     run_ok(c, new_ini)
     assert len(c.target_events("a")) == 2
+
+
+# --- items 4 and 5: no routing value stops the consumer or exhausts the server
+
+
+def _long_value(n: int = 8000) -> str:
+    """A routing value far beyond what a btree entry takes, incompressible."""
+    import base64
+    import os
+
+    return "q" + base64.b64encode(os.urandom(n)).decode()[: n - 1]
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter", "create"])
+def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, policy):
+    """An 8 kB routing value stopped the consumer for good (btree 'index row
+    size exceeds' on queue_stats, the dead-letter index, pgq's queue_name):
+    now the valid events of the batch arrive and the long one gets the
+    policy, with its own reason."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(on_unknown_queue=policy)
+    register(c, ini)
+    poison = _long_value()
+    produce(c, ["a", poison, "a", poison, "a"])
+    run_ok(c, ini)
+    assert len(c.target_events("a")) == 3
+    assert c.dst_exec("select count(*) from pgq.queue where length(queue_name) > 1024") == [(0,)]
+    stats = c.dst_exec("select action, n_events, queue_name = %s from qsplit.queue_stats where queue_name <> 'a'",
+                       (poison,))
+    if policy == "skip":
+        assert stats == [("skipped", 2, True)]
+    else:  # dead_letter, and create's fallback (dead_letter by default)
+        assert stats == [("dead_letter", 2, True)]
+        assert c.dst_exec("select reason, route_value = %s, ev_data from qsplit.dead_letter order by ev_id",
+                          (poison,)) == [("invalid_queue_name", True, "data 1"), ("invalid_queue_name", True, "data 3")]
+    # and the consumer goes on
+    produce(c, ["a"])
+    run_ok(c, ini)
+    assert len(c.target_events("a")) == 4
+
+
+def _commit_probe(cluster) -> None:
+    """Record, at the commit of every transaction that counts a batch, the
+    locks it holds and the synchronous_commit in force (a deferred
+    constraint trigger fires inside COMMIT, just before the commit record)."""
+    cluster.dst_exec(
+        "create table public.commit_probe (locks bigint, sync text);"
+        " create function public.commit_probe() returns trigger language plpgsql security definer"
+        " set search_path = pg_catalog as $$ begin"
+        "   insert into public.commit_probe select (select count(*) from pg_locks where pid = pg_backend_pid()),"
+        "          current_setting('synchronous_commit');"
+        "   return null; end $$;"
+        " create constraint trigger commit_probe after insert or update on qsplit.consumer"
+        " deferrable initially deferred for each row execute function public.commit_probe()")
+
+
+@pytest.mark.parametrize("limit", [None, "100000"])
+def test_create_policy_is_capped_per_batch(cluster, limit):
+    """2,000 distinct unknown names in one batch with on_unknown_queue =
+    create took ~40 locks each and ran the server out of shared memory, for
+    good: now at most create_limit queues are made (20 by default, and
+    never more than a quarter of the server's lock table allows, whatever
+    create_limit says), the rest get create_fallback, and the batch holds
+    far fewer locks than a default server has (max_locks_per_transaction
+    64 x max_connections 100)."""
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="create", create_limit=limit)
+    register(c, ini)
+    ((lock_table,),) = c.dst_exec(
+        "select current_setting('max_locks_per_transaction')::int"
+        " * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)")
+    expected = 20 if limit is None else lock_table // 160
+    names = [f"new_{i:04d}" for i in range(2000)]
+    produce(c, names + ["new_0007"])  # new_0007: two events, created first
+    _commit_probe(c)
+    run_ok(c, ini)
+    created = [r for (r,) in c.dst_exec("select queue_name from pgq.queue order by 1")]
+    assert len(created) == expected and "new_0007" in created
+    assert c.dst_exec("select reason, count(*) from qsplit.dead_letter group by 1") == [("create_limit", 2000 - expected)]
+    assert all(len(c.target_events(q)) == (2 if q == "new_0007" else 1) for q in created)
+    ((locks, _sync),) = c.dst_exec("select max(locks), min(sync) from public.commit_probe")
+    assert locks < (64 * 100 // 4 if limit is None else lock_table // 4 + 1000), locks
+
+
+def test_create_policy_allow_list(cluster):
+    """With create_pattern, create makes only names it allows or a route
+    rule names; the others get create_fallback (here: skip)."""
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip")
+    register(c, ini)
+    c.dst_exec(r"select qsplit.add_route(%s, 'ruled\.(.*)', 'Ruled-\1')", (CONSUMER,))
+    produce(c, ["ok_one", "not ok", "ruled.x", "OK_two"])
+    run_ok(c, ini)
+    assert sorted(r for (r,) in c.dst_exec("select queue_name from pgq.queue")) == ["Ruled-x", "ok_one"]
+    assert sorted(c.dst_exec("select queue_name, action, n_events from qsplit.queue_stats")) == [
+        ("OK_two", "skipped", 1), ("Ruled-x", "inserted", 1), ("not ok", "skipped", 1), ("ok_one", "inserted", 1)]
+
+
+# --- item 6: no route rule can hold the consumer forever
+
+BOMB = r"(a*)(a*)(a*)(a*)(a*)(a*)(a*)(a*)\8\7\6\5\4\3\2\1"
+
+
+def test_add_route_refuses_back_references(cluster):
+    c = cluster
+    for pattern in (BOMB, r"(x)\1", r"[\1]"):
+        assert sqlstate_of(c.dst(), "select qsplit.add_route('c', %s, 't')", (pattern,)) == "QS010", pattern
+    # an escaped backslash before a digit is no back-reference
+    c.dst_exec(r"select qsplit.add_route('c', '(x)\\1', 't')")
+    assert c.dst_exec("select count(*) from qsplit.route") == [(1,)]
+
+
+def test_apply_batch_is_bounded_by_apply_timeout(cluster):
+    """A back-reference rule from before add_route refused them (written
+    into qsplit.route directly) ran without bound on a 41-character value:
+    apply_timeout cancels the batch, nothing is applied, and the consumer
+    runs again once the rule is gone."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(apply_timeout="1")
+    register(c, ini)
+    c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
+               (CONSUMER, BOMB))
+    produce(c, ["a" * 41, "b"])
+    before = _position(c)
+    started = time.monotonic()
+    result = c.run_driver("--once", str(ini), timeout=60)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "57014" in c.log_text() or "statement timeout" in c.log_text()
+    assert _position(c) == before and c.target_events("a") == []
+    c.dst_exec("delete from qsplit.route")
+    c.dst_exec("select pgq.create_queue('b'); select pgq.create_queue(repeat('a', 41))")
+    run_ok(c, ini)
+    assert len(c.target_events("b")) == 1
+
+
+# --- item 10: the commit that records a batch is durable whatever the settings
+
+
+def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    dbname = c.dst_exec("select current_database()")[0][0]
+    c.dst_exec(f'alter database "{dbname}" set synchronous_commit = off')
+    c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" set synchronous_commit = off')
+    try:
+        ini = c.write_ini()
+        register(c, ini)
+        _commit_probe(c)
+        for _ in range(2):
+            produce(c, ["a", "a"])
+            run_ok(c, ini)
+        assert len(c.target_events("a")) == 4
+        # the driver's sessions do run with synchronous_commit off ...
+        drv = connect_as(c, DST_DRIVER_ROLE)
+        with drv.cursor() as cur:
+            cur.execute("show synchronous_commit")
+            assert cur.fetchone() == ("off",)
+        # ... but each commit that recorded a batch had it on
+        ((syncs, n),) = c.dst_exec("select array_agg(distinct sync), count(*) from public.commit_probe")
+        assert syncs == ["on"] and n >= 2
+    finally:
+        c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" reset synchronous_commit')
 
 
 # ===========================================================================

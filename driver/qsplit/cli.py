@@ -319,21 +319,19 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             return EXIT_PIDFILE
     server = None
     observer = None
-    if cfg.metrics_port is not None:
-        from . import metrics  # prometheus_client loads only when metrics are on
-
-        observer = metrics.Metrics(cfg)
-        server = metrics.MetricsServer(observer.registry)
-        try:
-            server.start(cfg.metrics_addr, cfg.metrics_port)
-        except metrics.MetricsError as exc:
-            log.error("%s: %s", cfg.path, exc)
-            if held is not None:
-                held.release()
-            return EXIT_USAGE
     control = Control()
     control.install()
     try:
+        if cfg.metrics_port is not None:
+            from . import metrics  # prometheus_client loads only when metrics are on
+
+            observer = metrics.Metrics(cfg)
+            server = metrics.MetricsServer(observer.registry)
+            try:
+                server.start(cfg.metrics_addr, cfg.metrics_port)
+            except metrics.MetricsError as exc:  # taken since check_listen
+                log.error("%s: %s", cfg.path, exc)
+                return EXIT_USAGE
         for warning in cfg.warnings:
             log.warning("%s", warning)
         log.info("%s", _config_line(cfg))

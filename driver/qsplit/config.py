@@ -115,6 +115,21 @@ KEYS: tuple[Key, ...] = (
         choices=ON_NULL_QUEUE),
     Key("default_queue", "text", None, "Target queue of the 'default' policies; needed when one of them is "
         "default.", sample="unrouted"),
+    Key("create_limit", "integer", 20,
+        "on_unknown_queue = create makes at most this many queues per batch (each holds about 40 locks until "
+        "the batch commits; the lock table is shared by the whole server); the names beyond it get "
+        "create_fallback.", minimum=0),
+    Key("create_pattern", "text", None,
+        "on_unknown_queue = create makes only queues that a route rule (qsplit.add_route) names or whose name "
+        "matches this POSIX regular expression (whole name, no back-references); the others get "
+        "create_fallback. Default: any name up to 1024 bytes.", sample="queue\\.[a-z_]+"),
+    Key("create_fallback", "choice", "dead_letter",
+        "What happens to the events of the names on_unknown_queue = create refuses (longer than 1024 bytes, "
+        "not allowed by create_pattern, beyond create_limit): error, skip, default or dead_letter.",
+        choices=ON_NULL_QUEUE),
+    Key("apply_timeout", "number", 300.0,
+        "Seconds one qsplit.apply_batch call may run on the target (statement_timeout) before it is cancelled, "
+        "nothing applied, and the batch retried; 0 = no limit.", minimum=0.0),
     Key("loop_delay", "number", 1.0, "Seconds to sleep when there is no batch.", minimum=0.0),
     Key("connection_lifetime", "number", 1200.0,
         "Seconds after which both connections are closed and opened again (between batches); 0 = never.",
@@ -137,6 +152,11 @@ KEYS: tuple[Key, ...] = (
     Key("pgq_keep_lag", "interval", None,
         "Stay this far behind the queue's head (next_batch_custom min_lag), e.g. '5 minutes'.",
         sample="5 minutes"),
+    Key("read_ahead", "bool", False,
+        "Overlap consecutive batches: read batch N+1 from the source into a second target session while the "
+        "target applies batch N. Registers a second consumer, <pgq_consumer_id>.read_ahead, on the source "
+        "queue; the real consumer then only moves to ticks the target has committed (docs/read-ahead.md). "
+        "Turned off again, the driver unregisters the read-ahead consumer."),
     Key("logfile", "path", None, "Log file; without it the log goes to stderr. Safe under logrotate "
         "(copytruncate or move).", sample="~/log/%(job_name)s.log"),
     Key("log_size", "size", 10 * 1024 * 1024,
@@ -214,6 +234,10 @@ class Config:
     on_unknown_queue: str = "error"
     on_null_queue: str = "error"
     default_queue: str | None = None
+    create_limit: int = 20
+    create_pattern: str | None = None
+    create_fallback: str = "dead_letter"
+    apply_timeout: float = 300.0
     loop_delay: float = 1.0
     connection_lifetime: float = 1200.0
     connect_timeout: int = 15
@@ -223,6 +247,7 @@ class Config:
     pgq_batch_collect_events: int | None = None
     pgq_batch_collect_interval: str | None = None
     pgq_keep_lag: str | None = None
+    read_ahead: bool = False
     logfile: Path | None = None
     log_size: int = 10 * 1024 * 1024
     log_count: int = 3
@@ -361,6 +386,8 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
         values["job_name"] = path.stem
     if not values["pgq_consumer_id"]:
         values["pgq_consumer_id"] = values["job_name"]
+    if values["on_unknown_queue"] == "create" and values["create_fallback"] == "default" and not values["default_queue"]:
+        raise ConfigError(f"{path}: [{section}] create_fallback = default needs default_queue to be set")
     for policy in ("on_unknown_queue", "on_null_queue"):
         if values[policy] == "default" and not values["default_queue"]:
             raise ConfigError(f"{path}: [{section}] {policy} = default needs default_queue to be set")
