@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from psycopg2 import sql
+
 from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
                         wait_for, wait_for_lock_wait)
 from test_split import assert_split_exact, produce
@@ -116,8 +118,11 @@ def test_stale_pidfile_is_replaced_live_one_refuses(cluster):
 
 
 def _locked_batch(cluster, n_events: int = 50):
-    """A batch on the source whose apply_batch will wait: the consumer's
-    position row on the target is locked by the returned connection."""
+    """A batch on the source whose apply_batch will wait: the target queues'
+    event tables are locked (SHARE: no insert) by the returned connection.
+    Not the consumer's row: the driver takes that one at connect too
+    (take_over_position claims the consumer), so it would wait there, before
+    it has taken the batch."""
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     for q in ("a", "b"):
         cluster.dst_exec("select pgq.create_queue(%s)", (q,))
@@ -128,7 +133,10 @@ def _locked_batch(cluster, n_events: int = 50):
     lock = cluster.dst()
     lock.autocommit = False
     with lock.cursor() as cur:
-        cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
+        for q in ("a", "b"):
+            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
+            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
     return ini, lock
 
 
