@@ -153,7 +153,7 @@ def test_terminated_connections_with_read_ahead_complete_exactly_once(cluster):
             pids = driver_backends(cluster, side)
             # one target session or the source: the other session's batch
             # must not go through alone
-            terminate_backends(cluster, pids[:1] if side == "dst" else pids)
+            terminate_backends(cluster, pids[:1] if side == "dst" else pids, side)
             produce_batch(cluster, TARGETS, 10, start=produced)
             produced += 10
             wait_until(lambda: drained(cluster), 60, f"the driver to reconnect and drain (seed {seed})")
