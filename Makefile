@@ -6,11 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test bench soak clean
+.PHONY: help venv prereqs install-sql sql-script demo test test-matrix test-two-servers bench soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make test-matrix             the tests marked matrix on every other supported PostgreSQL major,"
+	@echo "                             and source/target on the oldest/newest (scripts/pg-matrix.sh)"
+	@echo "make test-two-servers        the fault tests with the target on a second local cluster"
 	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
@@ -45,6 +48,19 @@ demo: prereqs venv
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# the tests marked `matrix` on every supported major but the local server's,
+# then mixed source/target majors; servers from scripts/pg-matrix.sh
+# (PG_MATRIX_MAJORS="16 18" to choose, PG_MATRIX_MIXED=0 to skip the pairs)
+test-matrix: prereqs venv
+	@scripts/test-matrix.sh
+
+# the fault matrix (both loops) with the target on a second server: the
+# cluster scripts/target-cluster.sh makes and starts (QSPLIT_TARGET_PORT,
+# 5433 unless set); the restart test restarts one server at a time
+FAULT_TESTS ?= tests/test_faults.py tests/test_read_ahead.py
+test-two-servers: prereqs venv
+	port=$$(scripts/target-cluster.sh) && QSPLIT_TEST_TARGET_PORT=$$port $(BIN)/pytest $(PYTEST_ARGS) $(FAULT_TESTS)
+
 # not part of make test: a few minutes of load; creates and drops its own
 # databases (qsplit_bench_src/_dst unless BENCH_ARGS names others), on the
 # local server and on the second cluster scripts/target-cluster.sh starts
@@ -53,7 +69,8 @@ BENCH_PLOT ?= docs/benchmark.png
 bench: prereqs venv
 	$(BIN)/python bench/bench.py --plot $(BENCH_PLOT) $(BENCH_ARGS)
 
-# not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
+# not part of `make test` (which runs a 20 s version of each mode): SOAK_SECONDS=300 by default,
+# SOAK_READ_AHEAD=1 by default (the overlapping loop; 0: the sequential one)
 soak: prereqs venv
 	$(BIN)/python tests/soak.py
 

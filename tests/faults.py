@@ -179,10 +179,12 @@ def driver_backends(cluster: Cluster, side: str, job_name: str = "test_splitter"
     ]
 
 
-def terminate_backends(cluster: Cluster, pids: list[int]) -> int:
+def terminate_backends(cluster: Cluster, pids: list[int], side: str = "src") -> int:
+    """Terminate backends *pids* of one side's server ('src' or 'dst')."""
+    run = cluster.src_exec if side == "src" else cluster.dst_exec
     killed = 0
     for pid in pids:
-        killed += bool(cluster.src_exec("select pg_terminate_backend(%s)", (pid,))[0][0])
+        killed += bool(run("select pg_terminate_backend(%s)", (pid,))[0][0])
     return killed
 
 

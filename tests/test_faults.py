@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import subprocess
 import time
 
 import pytest
@@ -29,7 +28,12 @@ from faults import (
     terminate_backends,
     wait_until,
 )
+from conftest import TWO_SERVERS
+from helpers import restart_server
 from qsplit.failpoints import POINTS
+
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
 
 TARGETS = ["fault.a", "fault.b", "fault.c", "fault.d"]
 SKIPPED = "skipped, already applied on the target"
@@ -127,9 +131,13 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     kills = {"src": 0, "dst": 0}
     produced = 0
 
-    def connected_anew(before: set[int]) -> bool:
-        now = {side: set(driver_backends(cluster, side)) for side in ("src", "dst")}
-        return all(now.values()) and not (now["src"] | now["dst"]) & before
+    def backends() -> set[tuple[str, int]]:
+        # (side, pid): source and target may be two servers with clashing pids
+        return {(side, pid) for side in ("src", "dst") for pid in driver_backends(cluster, side)}
+
+    def connected_anew(before: set[tuple[str, int]]) -> bool:
+        now = backends()
+        return {side for side, _ in now} == {"src", "dst"} and not now & before
 
     try:
         wait_until(lambda: connected_anew(set()), 30, "the driver to connect")
@@ -139,8 +147,8 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             produced += n
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
-            before = set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
-            kills[side] += terminate_backends(cluster, driver_backends(cluster, side))
+            before = backends()
+            kills[side] += terminate_backends(cluster, driver_backends(cluster, side), side)
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
             produce_batch(cluster, TARGETS, 10, start=produced)
@@ -158,22 +166,19 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     assert "Traceback" not in log + driver.stderr()
 
 
-def _server_cluster(cluster) -> tuple[str, str]:
-    """The Debian cluster (version, name) serving the tests' databases: the
-    one on their port, never another server of the machine."""
-    ((port, data_dir),) = cluster.src_exec("select current_setting('port'), current_setting('data_directory')")
-    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
-        if cl_port == port and os.path.realpath(cl_dir) == os.path.realpath(data_dir):
-            return version, name
-    raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
+# one server: restart it (both sides at once); two servers
+# (QSPLIT_TEST_TARGET_PORT): restart one of them at a time
+RESTARTS = ["source", "target"] if TWO_SERVERS else ["both"]
 
 
-def test_target_server_restart_during_a_run(cluster):
-    """Restarts the whole local server (source and target live on it): the
-    driver loses both connections, reconnects, and completes exactly once."""
-    ini = _start(cluster)
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+@pytest.mark.parametrize("server", RESTARTS)
+def test_target_server_restart_during_a_run(cluster, server, read_ahead):
+    """Restarts a server under the running driver: it loses that side's
+    connections, reconnects, and completes exactly once."""
+    _start(cluster)  # registers the consumer
+    ini = cluster.write_ini(loop_delay="0.05", read_ahead=read_ahead)
+    side = "dst" if server == "target" else "src"
     driver = DriverProcess(ini, cluster.workdir)
     produced = 0
     try:
@@ -182,10 +187,9 @@ def test_target_server_restart_during_a_run(cluster):
             produced += 3000
             if b == 2:
                 wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                version, name = _server_cluster(cluster)
-                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
-                               check=True, timeout=120)
-                wait_until(lambda: cluster.src_exec("select 1"), 60, "the server to accept connections")
+                restart_server(cluster.src_dsn if side == "src" else cluster.dst_dsn)
+                restarted = cluster.src_exec if side == "src" else cluster.dst_exec
+                wait_until(lambda: restarted("select 1"), 60, "the server to accept connections")
         wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()
     finally:
@@ -217,10 +221,11 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     try:
         wait_until(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
         holder.commit()
-        for _ in range(6):  # and more while they run
+        for _ in range(6):  # and more while they run, each once they have moved on
+            applied = _target_position(cluster)
             produce_batch(cluster, TARGETS, 2000, start=produced)
             produced += 2000
-            time.sleep(0.05)
+            wait_until(lambda: _target_position(cluster) != applied, 60, "the drivers to apply another batch")
         wait_until(lambda: drained(cluster), 90, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
     finally:
@@ -239,6 +244,11 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     pids = {str(d.pid) for d in drivers}
     assert len(appliers) == 1 and appliers <= pids and pids - appliers <= skippers, first
     assert "ERROR" not in log and "lost its position" not in log and "Traceback" not in log, log
+
+
+def _target_position(cluster) -> int | None:
+    rows = cluster.dst_exec("select last_tick_id from qsplit.consumer where consumer_name = 'test_splitter'")
+    return rows[0][0] if rows else None
 
 
 def _waiting_on_lock(cluster) -> list[int]:

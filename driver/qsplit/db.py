@@ -12,7 +12,16 @@ import psycopg2.extras
 # Both sessions print and parse COPY text the same way: ISO dates carry their
 # UTC offset, UTF8 on the wire.  (A source whose server encoding is SQL_ASCII
 # hands its bytes through unchecked; the target then validates them.)
-_SESSION_SETUP = "set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; set timezone = 'UTC'"
+# The search_path is pinned: with public (or any schema another role can
+# create in) on the path, a look-alike such as public.hashtextextended(text,
+# integer) matches the driver's arguments better than pg_catalog's function
+# and runs as the driver's role (CVE-2018-1058); pgq's SECURITY DEFINER
+# functions, which pin no search_path, resolve names through it too.  pg_temp
+# last: it is never searched for functions or operators.  A SET rather than a
+# libpq `options` parameter, which connection poolers refuse.
+SEARCH_PATH = "pg_catalog, pg_temp"
+_SESSION_SETUP = (f"set search_path = {SEARCH_PATH}; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres';"
+                  " set timezone = 'UTC'")
 
 
 def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None = None,
@@ -73,14 +82,20 @@ def connection_defaults(connect_timeout: int, keepalive_idle: int, keepalive_int
     return out
 
 
+# what a log line may say of a connection string: where it connects, as
+# whom, how patiently; nothing else (passwords, key and pass files, options)
+_DESCRIBED = ("host", "hostaddr", "port", "dbname", "user", "service", "sslmode", "connect_timeout",
+              "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count")
+
+
 def describe(dsn: str) -> str:
-    """A DSN for logs: every parameter but the password."""
+    """A DSN for logs: where it connects, as whom and how patiently;
+    nothing else."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
         return "<unparsable connection string>"
-    params.pop("password", None)
-    return " ".join(f"{k}={v}" for k, v in params.items()) or "<defaults>"
+    return " ".join(f"{k}={params[k]}" for k in _DESCRIBED if k in params) or "<defaults>"
 
 
 def is_connection_lost(conn: psycopg2.extensions.connection | None) -> bool:

@@ -23,11 +23,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
-
 from . import __version__
 
-if TYPE_CHECKING:  # the loop's types; imported for hints only (no import cycle)
+if TYPE_CHECKING:  # for hints only: no import cycle, and prometheus_client
+    # loads only when metrics are on (Metrics, MetricsServer import it)
+    from prometheus_client import CollectorRegistry
+
     from .config import Config
     from .source import Batch
     from .splitter import BatchStats
@@ -106,6 +107,8 @@ class Metrics(Observer):
     """The driver's metrics, in a registry of their own."""
 
     def __init__(self, config: Config, clock=time.monotonic, wall_clock=time.time) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
         self._clock = clock
         self._wall = wall_clock
         self._lock = threading.Lock()  # guards the marks (the scrape thread reads them)
@@ -242,7 +245,7 @@ class MetricsServer:
         """Listen on *addr*:*port*; MetricsError (one line naming the keys)
         when that is not possible."""
         try:
-            self._httpd, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+            self._httpd, self._thread = _serve(addr, port, self.registry)
         except (OSError, ValueError) as exc:
             raise MetricsError(_listen_error(addr, port, exc)) from None
         self.addr, self.port = addr, port
@@ -269,7 +272,7 @@ class MetricsServer:
             return
         old = self._httpd, self._thread, self.addr, self.port
         try:
-            self._httpd, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+            self._httpd, self._thread = _serve(addr, port, self.registry)
         except (OSError, ValueError) as exc:
             log.error("reload: %s; metrics stay on %s", _listen_error(addr, port, exc),
                       _hostport(self.addr, self.port) if self.port else "nothing")
@@ -280,6 +283,12 @@ class MetricsServer:
             old[0].server_close()
             old[1].join(timeout=5)
         log.info("metrics: now serving on http://%s/metrics", _hostport(addr, port))
+
+
+def _serve(addr: str, port: int, registry: CollectorRegistry):
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=addr, registry=registry)
 
 
 def check_listen(addr: str, port: int) -> None:

@@ -37,10 +37,13 @@ STAGED_COLUMNS = (
 # first one's next_batch is uncommitted would open a batch of its own, which
 # with pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave one
 # of them stuck on QS001.  Waiting here, it gets the same batch.
-NEXT_BATCH_LOCK = "select pg_advisory_xact_lock(hashtextextended('qsplit.next_batch ' || %s || ' ' || %s, 0))"
+NEXT_BATCH_LOCK = ("select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
+                   "'qsplit.next_batch ' || %s || ' ' || %s, 0))")
 
-# what pgq.batch_event_sql raises for a batch that is no longer open
-BATCH_GONE = "Cannot find data for batch"
+# how the message of what pgq raises for a batch that is no longer open
+# starts (str.startswith takes the tuple): pgq.batch_event_sql finds no
+# subscription with the batch, pgq.batch_event_tables no ticks for it
+BATCH_GONE = ("batch not found", "Cannot find data for batch")
 
 # queue_field values whose column the source can group a batch by; the same
 # names qsplit._route_column() accepts (it is the one that rejects others)
@@ -141,7 +144,7 @@ class Source:
                 # values share a stretch, which apply_batch handles) at about
                 # a third of the sort cost: queue names often share a long
                 # prefix, which defeats text sort keys
-                order.insert(0, sql.SQL("hashtext(b.{})").format(sql.Identifier(column)))
+                order.insert(0, sql.SQL("pg_catalog.hashtext(b.{})").format(sql.Identifier(column)))
             where = sql.SQL("")
             if table_filter:
                 # COPY takes no parameters: the names (from the config file)
