@@ -5,11 +5,10 @@ pgq_ext.completed_tick position, --status and the qsplit status views."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
-from driverproc import open_batches
+from driverproc import Driver, open_batches, wait_for
 from test_split import assert_split_exact, produce
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
@@ -112,17 +111,16 @@ def test_rewind_without_target_position_and_while_running(cluster):
     assert result.returncode == 0 and "WARNING" in result.stderr and "has no position on the target" in result.stderr
     assert "Traceback" not in result.stderr
 
-    live = subprocess.Popen(["sleep", "60"])
+    # a running driver (it holds its pid file's lock): each switch refuses
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    live = Driver(cluster, str(ini))
     try:
-        pidfile = cluster.workdir / "pid" / "test_splitter.pid"
-        pidfile.parent.mkdir(exist_ok=True)
-        pidfile.write_text(f"{live.pid}\n")
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         for switch in ("--rewind", "--reset", "--unregister", "--register"):
             refused = cluster.run_driver(switch, str(ini))
             assert refused.returncode == 3 and "stop it first" in refused.stderr, switch
     finally:
-        live.kill()
-        live.wait()
+        live.stop()
 
 
 def _create_pgq_ext(cluster, layout: str) -> None:
