@@ -8,31 +8,13 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRIVER_ROLE
-from helpers import install_qsplit
-from routing_helpers import CONSUMER, run_ok, setup_source, source_by_route
-
-
-def login_role(name: str, *member_of: str) -> str:
-    """A login role (cluster-wide, made once), member of exactly *member_of*."""
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("select 1 from pg_roles where rolname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'create role "{name}" login nosuperuser')
-        for role in member_of:
-            cur.execute(f'grant {role} to "{name}"')
-    admin.close()
-    return name
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, SRC_DRIVER_ROLE, install_qsplit, login_role, produce,
+                     run_ok, setup_source, source_by_route)
 
 
 def as_role(cluster, role: str, side: str = "dst") -> psycopg2.extensions.connection:
     dsn = (cluster.dst_dsn if side == "dst" else cluster.src_dsn).replace(f"user={PG_USER}", f"user={role}")
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    cluster._conns.append(conn)
-    return conn
+    return cluster.connect(dsn)
 
 
 def refused(conn, sql: str, args=None) -> str:
@@ -57,12 +39,7 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
     for q in queues:
         c.dst_exec("select pgq.create_queue(%s)", (q,))
     setup_source(c, ini)
-    conn = c.src()
-    with conn.cursor() as cur:
-        for b in range(4):
-            cur.execute("select pgq.insert_event('singlequeue', 'ev', 'n=' || i, (array['a','b','c'])[1 + i %% 3],"
-                        " NULL, NULL, NULL) from generate_series(%s, %s) i", (b * 500, b * 500 + 499))
-            c.tick()
+    produce(c, queues, per_batch=500, batches=4)
     run_ok(c, ini)
     by_route = source_by_route(c)
     assert sum(len(v) for v in by_route.values()) == 2000
