@@ -258,7 +258,7 @@ class Splitter:
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
                     control.check()  # a statement cancelled by a stop-now signal is no error
-                    message = _describe_error(exc, self.config)
+                    message = describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
@@ -307,7 +307,9 @@ class Splitter:
             self.close()
 
 
-def _describe_error(exc: BaseException, cfg: Config) -> str:
+def describe_error(exc: BaseException, cfg: Config) -> str:
+    """The one line logged for a failed batch: what failed, a lost connection
+    the same however psycopg2 surfaced it, else the queue and consumer."""
     if isinstance(exc, BatchError):
         return f"batch not applied, it stays open on the source: [{exc.pgcode}] {exc}"
     lost = _lost_connection(exc)
