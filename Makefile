@@ -15,7 +15,7 @@ help:
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
 	@echo "                             for a DBA to apply with psql (OUT=file or dir/, default build/sql/)"
-	@echo "make bench                   throughput, memory and latency next to the COPY limit (BENCH_ARGS=--help)"
+	@echo "make bench                   qsplit next to the COPY limit and the original, one and two servers (BENCH_ARGS=--help)"
 	@echo "make venv                    build .venv with qsplit and its test dependencies"
 
 venv: $(STAMP)
@@ -45,10 +45,13 @@ demo: prereqs venv
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# not part of make test: several minutes of load; creates and drops its own
-# databases (qsplit_bench_src/_dst unless BENCH_ARGS names others)
+# not part of make test: a few minutes of load; creates and drops its own
+# databases (qsplit_bench_src/_dst unless BENCH_ARGS names others), on the
+# local server and on the second cluster scripts/target-cluster.sh starts
+# (QSPLIT_TARGET_PORT, 5433 unless set); draws docs/benchmark.png
+BENCH_PLOT ?= docs/benchmark.png
 bench: prereqs venv
-	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench.py --plot $(BENCH_PLOT) $(BENCH_ARGS)
 
 # not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
 soak: prereqs venv

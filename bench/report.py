@@ -8,12 +8,25 @@ import platform
 import statistics
 from pathlib import Path
 
+MODE_LABELS = {"one": "one server", "two": "two servers"}
+
 
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def machine(server_version: str, settings: dict[str, str]) -> dict:
+def server_info(server) -> dict:
+    version = server.execute("postgres", "show server_version")[0][0]
+    settings = dict(server.execute(
+        "postgres",
+        "select name, current_setting(name) from pg_settings where name in"
+        " ('shared_buffers', 'temp_buffers', 'work_mem', 'synchronous_commit', 'fsync', 'wal_level',"
+        "  'max_wal_size', 'checkpoint_timeout', 'port')",
+    ))
+    return {"postgresql": version, "settings": settings}
+
+
+def machine(servers: dict[str, dict]) -> dict:
     cpu = "unknown cpu"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -29,8 +42,7 @@ def machine(server_version: str, settings: dict[str, str]) -> dict:
         "memory_gib": round(mem_gib, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "postgresql": server_version,
-        "settings": settings,
+        "target_servers": servers,
     }
 
 
@@ -38,91 +50,114 @@ def loadavg() -> list[float]:
     return list(os.getloadavg())
 
 
-def summarize(runs: dict[str, list[dict]], loop_delay_ms: float) -> dict:
-    """Medians of every measurement, ratios to L and to the per-event
-    baseline, and each target with whether it is met."""
-    s: dict = {}
-    for name, rs in runs.items():
-        if not rs:
-            continue
-        keys = [k for k, v in rs[0].items() if isinstance(v, (int, float))]
-        s[name] = {k: median(rs, k) for k in keys}
-    lim = s.get("limit", {}).get("events_per_s")
-    base = s.get("per_event", {}).get("events_per_s")
-    for name in ("standard", "small_batches", "big_batch", "per_event"):
-        if name in s:
-            eps = s[name]["events_per_s"]
-            s[name]["x_limit"] = eps / lim if lim else None
-            s[name]["x_per_event"] = eps / base if base else None
-    targets = []
+def _medians(rs: list[dict]) -> dict:
+    keys = [k for k, v in rs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: median(rs, k) for k in keys}
+
+
+def _per_run_ratios(runs: dict[str, list[dict]], name: str, other: str) -> list[float]:
+    """name's ev/s over other's, run by run (same round, same load)."""
+    a = {r["run"]: r["events_per_s"] for r in runs.get(name, [])}
+    b = {r["run"]: r["events_per_s"] for r in runs.get(other, [])}
+    return [a[k] / b[k] for k in sorted(a) if k in b]
+
+
+def summarize(runs: dict[str, dict[str, list[dict]]], batch_sizes, loop_delay_ms: float) -> dict:
+    """Per mode: medians of every measurement; per batch size qsplit, the
+    original and L with the ratios (median of the per-run ratios, each run
+    against the L and the original of its own round); the targets."""
+    s: dict = {"modes": {}, "targets": []}
 
     def target(what: str, value, goal: str, met) -> None:
-        targets.append({"target": what, "value": value, "goal": goal, "met": met})
+        s["targets"].append({"target": what, "value": value, "goal": goal, "met": met})
 
-    if "standard" in s and lim:
-        target("standard throughput", s["standard"]["x_limit"], ">= 0.7 x L", s["standard"]["x_limit"] >= 0.7)
-    if "small_batches" in s and lim:
-        target("small-batch throughput", s["small_batches"]["x_limit"], ">= 0.3 x L", s["small_batches"]["x_limit"] >= 0.3)
-    if "big_batch" in s:
-        rss = max(r["peak_rss_mib"] for r in runs["big_batch"])
-        s["big_batch"]["peak_rss_mib_max"] = rss
-        target("one-big-batch peak RSS (MiB, worst run)", rss, "<= 64", rss <= 64)
-    if "latency" in s:
-        p99 = s["latency"]["p99_ms"]
-        goal = loop_delay_ms + 50
-        target("latency p99 after the tick (ms)", p99, f"<= {goal:g}", p99 <= goal)
-    s["targets"] = targets
+    for mode, mruns in runs.items():
+        m = {name: _medians(rs) for name, rs in mruns.items() if rs}
+        lim = m.get("limit", {}).get("events_per_s")
+        rows = []
+        for bs in batch_sizes:
+            q, o = m.get(f"qsplit_{bs}"), m.get(f"original_{bs}")
+            x_l = _per_run_ratios(mruns, f"qsplit_{bs}", "limit")
+            x_o = _per_run_ratios(mruns, f"qsplit_{bs}", f"original_{bs}")
+            rows.append({
+                "batch_size": bs,
+                "limit": lim,
+                "qsplit": q["events_per_s"] if q else None,
+                "original": o["events_per_s"] if o else None,
+                "qsplit_x_limit": statistics.median(x_l) if x_l else None,
+                "qsplit_x_original": statistics.median(x_o) if x_o else None,
+                "qsplit_x_limit_runs": x_l,
+                "qsplit_x_original_runs": x_o,
+            })
+        m["by_batch_size"] = rows
+        s["modes"][mode] = m
+        label = MODE_LABELS.get(mode, mode)
+        for row in rows:
+            bs = row["batch_size"]
+            if bs == 10_000 and row["qsplit_x_limit"] is not None:
+                target(f"{label}, {bs:,}-event batches: qsplit / L", row["qsplit_x_limit"], ">= 0.7",
+                       row["qsplit_x_limit"] >= 0.7)
+            goal = {10_000: 4.0, 1_000: 3.0}.get(bs)
+            if goal is not None and row["qsplit_x_original"] is not None:
+                target(f"{label}, {bs:,}-event batches: qsplit / original", row["qsplit_x_original"],
+                       f">= {goal:g}", row["qsplit_x_original"] >= goal)
+        if "big_batch" in mruns and mruns["big_batch"]:
+            rss = max(r["peak_rss_mib"] for r in mruns["big_batch"])
+            m["big_batch"]["peak_rss_mib_max"] = rss
+            target("one-big-batch peak RSS (MiB, worst run)", rss, "<= 64", rss <= 64)
+        if "latency" in m:
+            p99 = m["latency"]["p99_ms"]
+            goal_ms = loop_delay_ms + 50
+            target("latency p99 after the tick (ms)", p99, f"<= {goal_ms:g}", p99 <= goal_ms)
     return s
 
 
-ROWS = (
-    ("limit", "limit L: psql COPY pipe into one event table"),
-    ("standard", "qsplit standard: 20 queues, {batch} events/batch"),
-    ("small_batches", "qsplit small batches: {small_batch} events/batch"),
-    ("big_batch", "qsplit one big batch (qsplit-driver --once)"),
-    ("per_event", "per-event baseline: pgq.insert_event loop"),
-)
+def _eps(value) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _x(value) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def table(summary: dict, sizes: dict) -> str:
     lines = [
-        "| measurement | events | events/s (median) | × L | × per-event |",
-        "|---|---:|---:|---:|---:|",
+        "| servers | events/batch | events | L ev/s | qsplit ev/s | original ev/s | qsplit / L | qsplit / original |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, label in ROWS:
-        if key not in summary:
-            continue
-        m = summary[key]
-        lines.append(
-            f"| {label.format(**sizes)} | {int(m['events']):,} | {m['events_per_s']:,.0f} | "
-            f"{_ratio(m.get('x_limit', 1.0 if key == 'limit' else None))} | {_ratio(m.get('x_per_event'), 'x')} |"
-        )
-    if "big_batch" in summary:
-        lines.append(f"| one big batch: driver peak RSS | | {summary['big_batch']['peak_rss_mib_max']:.1f} MiB (worst run) | | |")
-    if "latency" in summary:
-        m = summary["latency"]
-        lines.append(
-            f"| latency after the tick, p50 / p99 (loop_delay {m['loop_delay_ms']:.0f} ms, tick every "
-            f"{m['tick_every_ms']:.0f} ms, ~{sizes['latency_rate']:.0f} ev/s) | {int(m['events']):,} | "
-            f"{m['p50_ms']:.1f} / {m['p99_ms']:.1f} ms | | |"
-        )
-        lines.append(
-            f"| latency source commit → visible, p50 / p99 | | "
-            f"{m['commit_to_visible_p50_ms']:.1f} / {m['commit_to_visible_p99_ms']:.1f} ms | | |"
-        )
-    lines.append("")
-    lines.append("| target | measured | goal | met |")
-    lines.append("|---|---:|---|---|")
+    for mode, m in summary["modes"].items():
+        for row in m["by_batch_size"]:
+            bs = row["batch_size"]
+            n = m.get(f"qsplit_{bs}", m.get(f"original_{bs}", {})).get("events")
+            lines.append(
+                f"| {MODE_LABELS.get(mode, mode)} | {bs:,} | {'' if n is None else f'{int(n):,}'} | "
+                f"{_eps(row['limit'])} | {_eps(row['qsplit'])} | {_eps(row['original'])} | "
+                f"{_x(row['qsplit_x_limit'])} | {_x(row['qsplit_x_original'])} |"
+            )
+    one = summary["modes"].get("one", {})
+    extra = []
+    if "per_event" in one:
+        extra.append(f"| per-event baseline (pgq.insert_event loop) | {int(one['per_event']['events']):,} events | "
+                     f"{one['per_event']['events_per_s']:,.0f} ev/s |")
+    if "big_batch" in one:
+        b = one["big_batch"]
+        extra.append(f"| one big batch (qsplit-driver --once) | {int(b['events']):,} events | "
+                     f"{b['events_per_s']:,.0f} ev/s, driver peak RSS {b['peak_rss_mib_max']:.1f} MiB (worst run) |")
+    if "latency" in one:
+        lt = one["latency"]
+        extra.append(
+            f"| latency after the tick, p50 / p99 (loop_delay {lt['loop_delay_ms']:.0f} ms, tick every "
+            f"{lt['tick_every_ms']:.0f} ms, ~{sizes['latency_rate']:.0f} ev/s) | {int(lt['events']):,} events | "
+            f"{lt['p50_ms']:.1f} / {lt['p99_ms']:.1f} ms |")
+        extra.append(f"| latency source commit → visible, p50 / p99 | | "
+                     f"{lt['commit_to_visible_p50_ms']:.1f} / {lt['commit_to_visible_p99_ms']:.1f} ms |")
+    if extra:
+        lines += ["", "| one server | size | result |", "|---|---:|---|"] + extra
+    lines += ["", "| target | measured | goal | met |", "|---|---:|---|---|"]
     for t in summary["targets"]:
         value = f"{t['value']:.2f}" if isinstance(t["value"], float) else str(t["value"])
         lines.append(f"| {t['target']} | {value} | {t['goal']} | {'yes' if t['met'] else 'NO'} |")
     return "\n".join(lines)
-
-
-def _ratio(value, suffix: str = "") -> str:
-    if value is None:
-        return ""
-    return f"{value:.2f}" if not suffix else f"{value:,.1f}×"
 
 
 def write_json(path: Path, document: dict) -> None:
@@ -130,16 +165,17 @@ def write_json(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def phases_table(runs: dict[str, list[dict]]) -> str:
+def phases_table(runs: dict[str, dict[str, list[dict]]]) -> str:
     """Seconds per step of the driver loop, for the median run (by events/s)
-    of each measurement that was timed with --phases."""
-    lines = ["| run | step | seconds | per batch (ms) |", "|---|---|---:|---:|"]
-    for name, rs in runs.items():
-        timed = sorted((r for r in rs if "phases_s" in r), key=lambda r: r["events_per_s"])
-        if not timed:
-            continue
-        mid = timed[len(timed) // 2]
-        lines.append(f"| {name} (run {mid['run']}, {mid['seconds']:.2f} s in all) | | | |")
-        for step, secs in mid["phases_s"].items():
-            lines.append(f"| | {step} | {secs:.3f} | {secs / mid['batches'] * 1000:.2f} |")
+    of each qsplit measurement that was timed with --phases."""
+    lines = ["| servers | run | step | seconds | per batch (ms) |", "|---|---|---|---:|---:|"]
+    for mode, mruns in runs.items():
+        for name, rs in mruns.items():
+            timed = sorted((r for r in rs if "phases_s" in r), key=lambda r: r["events_per_s"])
+            if not timed:
+                continue
+            mid = timed[len(timed) // 2]
+            lines.append(f"| {MODE_LABELS.get(mode, mode)} | {name} (run {mid['run']}, {mid['seconds']:.2f} s in all) | | | |")
+            for step, secs in mid["phases_s"].items():
+                lines.append(f"| | | {step} | {secs:.3f} | {secs / mid['batches'] * 1000:.2f} |")
     return "\n".join(lines)

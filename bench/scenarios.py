@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg2
 
+import original
 from phases import PhaseTimer
 from qsplit.config import load
 from qsplit.splitter import Splitter
@@ -38,16 +39,35 @@ EVENT_COLUMNS = "ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_
 
 @dataclass(frozen=True)
 class Context:
-    server: Server
+    """Where one mode runs: the source database on *src*, the target
+    database on *dst* (the same server in the one-server mode, a second
+    cluster in the two-server mode)."""
+
+    src: Server
+    dst: Server
     src_db: str
     dst_db: str
     workdir: Path
+    mode: str = "one"
+
+    @property
+    def src_dsn(self) -> str:
+        return self.src.dsn(self.src_db)
+
+    @property
+    def dst_dsn(self) -> str:
+        return self.dst.dsn(self.dst_db)
+
+    def checkpoint(self) -> None:
+        self.src.checkpoint()
+        if self.dst != self.src:
+            self.dst.checkpoint()
 
     def write_ini(self, name: str, queue: str, consumer: str, **extra: str) -> Path:
         keys = {
             "job_name": name,
-            "src_db": self.server.dsn(self.src_db),
-            "dst_db": self.server.dsn(self.dst_db),
+            "src_db": self.src_dsn,
+            "dst_db": self.dst_dsn,
             "pgq_queue_name": queue,
             "pgq_consumer_id": consumer,
             "logfile": str(self.workdir / "log" / f"{name}.log"),
@@ -63,7 +83,7 @@ class BenchError(Exception):
 
 
 def _check_arrived(ctx: Context, expected: int, names: list[str]) -> None:
-    got = target_count(ctx.server, ctx.dst_db, names)
+    got = target_count(ctx.dst, ctx.dst_db, names)
     if got != expected:
         raise BenchError(f"{expected} events sent, {got} arrived in the target queues")
 
@@ -73,15 +93,15 @@ def limit(ctx: Context, queue: SourceQueue) -> dict:
     """psql COPY TO STDOUT on the source piped into psql COPY FROM STDIN of
     one target event table: what PostgreSQL itself moves, no routing."""
     names = ["bench.limit"]
-    reset_target_queues(ctx.server, ctx.dst_db, names)
-    (src_table,) = ctx.server.execute(
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    (src_table,) = ctx.src.execute(
         ctx.src_db, "select queue_data_pfx from pgq.queue where queue_name = %s", (queue.name,)
     )[0]
-    (dst_table,) = ctx.server.execute(ctx.dst_db, "select pgq.current_event_table('bench.limit')")[0]
+    (dst_table,) = ctx.dst.execute(ctx.dst_db, "select pgq.current_event_table('bench.limit')")[0]
     psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    out_cmd = psql + ["-d", ctx.server.dsn(ctx.src_db), "-c", f"copy (select {EVENT_COLUMNS} from {src_table}) to stdout"]
-    in_cmd = psql + ["-d", ctx.server.dsn(ctx.dst_db), "-c", f"copy {dst_table} ({EVENT_COLUMNS}) from stdin"]
-    ctx.server.checkpoint()
+    out_cmd = psql + ["-d", ctx.src_dsn, "-c", f"copy (select {EVENT_COLUMNS} from {src_table}) to stdout"]
+    in_cmd = psql + ["-d", ctx.dst_dsn, "-c", f"copy {dst_table} ({EVENT_COLUMNS}) from stdin"]
+    ctx.checkpoint()
     started = time.perf_counter()
     out = subprocess.Popen(out_cmd, stdout=subprocess.PIPE)
     into = subprocess.Popen(in_cmd, stdin=out.stdout)
@@ -101,14 +121,14 @@ def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool =
     (connections are opened before the clock starts, as in a running daemon).
     With *phases*, also the seconds spent in each step of the loop."""
     names = target_queue_names()
-    reset_target_queues(ctx.server, ctx.dst_db, names)
-    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
     splitter = Splitter(load(ctx.write_ini(consumer, queue.name, consumer)))
     splitter.connect()
     timer = PhaseTimer()
     if phases:
         timer.attach(splitter)
-    ctx.server.checkpoint()
+    ctx.checkpoint()
     started = time.perf_counter()
     rc = splitter.run(once=True)
     elapsed = time.perf_counter() - started
@@ -124,16 +144,41 @@ def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool =
     }
 
 
+# the original's algorithm on python-pgq's SerialConsumer ----------------------
+def original_run(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
+    """Every batch of *queue* through the bench's queue_splitter peer
+    (bench/original.py), timed like splitter_run: connections opened
+    before the clock starts, from the first batch to the last commit."""
+    names = target_queue_names()
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
+    ini = original.write_ini(ctx.workdir / f"{consumer}.ini", ctx.src_dsn, ctx.dst_dsn, queue.name, consumer,
+                             ctx.workdir / "log" / f"{consumer}.log")
+    peer = original.Original(ini)
+    try:
+        peer.connect()
+        ctx.checkpoint()
+        started = time.perf_counter()
+        batches = peer.run()
+        elapsed = time.perf_counter() - started
+    finally:
+        peer.close()
+    if batches != queue.n_batches:
+        raise BenchError(f"the original moved {batches} batches of {queue.n_batches}; see {ctx.workdir / 'log'}")
+    _check_arrived(ctx, queue.n_events, names)
+    return {"events": queue.n_events, "batches": batches, "seconds": elapsed, "events_per_s": queue.n_events / elapsed}
+
+
 # one big batch through the console script ------------------------------------
 def big_batch(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
     """qsplit-driver --once on a single batch of every event of *queue*, as
     a child process: wall time (process start to exit) and the driver's
     own peak RSS (wait4, through launch.py)."""
     names = target_queue_names()
-    reset_target_queues(ctx.server, ctx.dst_db, names)
-    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
     ini = ctx.write_ini(consumer, queue.name, consumer)
-    ctx.server.checkpoint()
+    ctx.checkpoint()
     done = subprocess.run([sys.executable, str(LAUNCH), str(DRIVER), "--once", str(ini)],
                           stdout=subprocess.PIPE, text=True, check=True)
     child = json.loads(done.stdout)
@@ -154,14 +199,14 @@ def per_event(ctx: Context, queue: SourceQueue, consumer: str, n_events: int) ->
     """Read batches with pgq.get_batch_events and call pgq.insert_event on
     the target once per event, until *n_events* are moved."""
     names = target_queue_names()
-    reset_target_queues(ctx.server, ctx.dst_db, names)
-    register_consumer_at(ctx.server, ctx.src_db, queue, consumer)
-    src = psycopg2.connect(ctx.server.dsn(ctx.src_db))
-    dst = psycopg2.connect(ctx.server.dsn(ctx.dst_db))
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
+    src = psycopg2.connect(ctx.src_dsn)
+    dst = psycopg2.connect(ctx.dst_dsn)
     moved = 0
     try:
         with src.cursor() as scur, dst.cursor() as dcur:
-            ctx.server.checkpoint()
+            ctx.checkpoint()
             started = time.perf_counter()
             while moved < n_events:
                 scur.execute("select pgq.next_batch(%s, %s)", (queue.name, consumer))
@@ -231,13 +276,13 @@ def latency(ctx: Context, queue: SourceQueue, consumer: str, seconds: float, rat
     queue.  Reports the time after the tick (the driver's share) and the
     whole commit-to-visible time, p50 and p99, in ms."""
     names = target_queue_names()
-    reset_target_queues(ctx.server, ctx.dst_db, names)
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
     # at the queue's last tick: earlier runs' events are not this run's
-    ctx.server.execute(ctx.src_db, "select pgq.register_consumer(%s, %s)", (queue.name, consumer))
+    ctx.src.execute(ctx.src_db, "select pgq.register_consumer(%s, %s)", (queue.name, consumer))
     ini = ctx.write_ini(consumer, queue.name, consumer, loop_delay=str(loop_delay))
-    watch = _PositionWatch(ctx.server.dsn(ctx.dst_db), consumer, poll)
+    watch = _PositionWatch(ctx.dst_dsn, consumer, poll)
     driver = subprocess.Popen([str(DRIVER), str(ini)])
-    src = psycopg2.connect(ctx.server.dsn(ctx.src_db))
+    src = psycopg2.connect(ctx.src_dsn)
     src.autocommit = True
     events: list[tuple[float, int]] = []   # (commit time, tick index)
     ticks: list[tuple[int, float]] = []    # (tick_id, commit time)

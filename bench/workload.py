@@ -13,6 +13,8 @@ from psycopg2 import sql
 
 from qsplit import install
 
+import original
+
 log = logging.getLogger("bench")
 
 # the mark a database made by the bench carries; the bench only ever drops
@@ -73,12 +75,22 @@ class Server:
         self.execute("postgres", "checkpoint")
 
 
-def setup_databases(server: Server, src_db: str, dst_db: str) -> None:
+def setup_databases(server: Server, src_db: str, targets: list[tuple[Server, str]],
+                    made: list[tuple[Server, str]]) -> None:
+    """The source database on *server* and a target database on each of
+    *targets* (server, name), made afresh; every database made is added
+    to *made* (for the caller to drop), as soon as it exists."""
     server.recreate_database(src_db)
-    server.recreate_database(dst_db)
+    made.append((server, src_db))
     server.execute(src_db, "create extension pgq")
-    server.execute(dst_db, "create extension pgq")
-    install.upgrade(server.dsn(dst_db))
+    for dst, dst_db in targets:
+        if (dst, dst_db) in made:
+            raise SystemExit(f"database {dst_db!r} would be both source and target; choose another --dst-db")
+        dst.recreate_database(dst_db)
+        made.append((dst, dst_db))
+        dst.execute(dst_db, "create extension pgq")
+        install.upgrade(dst.dsn(dst_db))
+        original.prepare_target(dst.dsn(dst_db))
 
 
 # ~100 bytes of urlencoded row data, the shape pgq.logutriga writes:

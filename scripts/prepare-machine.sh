@@ -3,7 +3,8 @@
 #   - the local PostgreSQL cluster is running (started when it is down);
 #   - the role the tests connect as exists; python3-venv is there;
 #   - the pgq extension and pgqd are installed (Debian packages);
-#   - logrotate and systemd-analyze, which the service-file tests run.
+#   - logrotate and systemd-analyze, which the service-file tests run;
+#   - prometheus and promtool, which the metrics tests run.
 # Prints what it does; does nothing when all is in place.
 set -euo pipefail
 
@@ -54,4 +55,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "prepare-machine: installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# promtool and prometheus: the metrics tests lint the exposition, check and
+# unit-test the shipped alert rules, and scrape a running driver (started by
+# the test on a free port; the package's own service is not used)
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    echo "prepare-machine: installing prometheus (promtool)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi

@@ -20,17 +20,29 @@
 --   QS008  bad routing policy, or the default queue is missing / refuses inserts
 --   QS009  pg_temp.qsplit_staging is not the plain temp table
 --          qsplit.prepare_staging makes (refused inside SECURITY DEFINER code)
---   QS010  bad route rule (invalid regex, empty target, priority taken)
+--   QS010  bad route rule (invalid regex, empty target, priority taken,
+--          back-reference)
+--   QS011  the consumer belongs to another role (see qsplit.set_consumer_owner)
+--   QS012  pgq_ext.completed_tick is not a plain table of trusted making
+--          (superuser or qsplit owner); nothing of it was read
+--   QS013  the batch has no tick time, but the consumer's position has one
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers
+\ir functions/qsplit._claim_consumer.sql
+\ir functions/qsplit._pgq_ext_table.sql
 \ir functions/qsplit._route_column.sql
+\ir functions/qsplit._check_queue_field.sql
 \ir functions/qsplit._check_policies.sql
 \ir functions/qsplit._check_staging.sql
+\ir functions/qsplit._raise_position_error.sql
+\ir functions/qsplit._claim_position.sql
 \ir functions/qsplit._route_target.sql
 \ir functions/qsplit._route_plan.sql
 \ir functions/qsplit._raise_route_error.sql
+\ir functions/qsplit._result_action.sql
 \ir functions/qsplit._record_batch_stats.sql
+\ir functions/qsplit._insert_dead_letters.sql
 \ir functions/qsplit._insert_routed.sql
 
 -- Group: Driver API
@@ -40,6 +52,7 @@
 -- Group: Consumer management
 \ir functions/qsplit.take_over_position.sql
 \ir functions/qsplit.reset_position.sql
+\ir functions/qsplit.set_consumer_owner.sql
 
 -- Group: Routing rules and dead letters (DBA API)
 \ir functions/qsplit.add_route.sql

@@ -31,5 +31,5 @@ grant execute on function
   to qsplit_admin;
 grant select on table qsplit.route, qsplit.dead_letter to qsplit_admin;
 
-grant execute on function qsplit.reset_position(text) to qsplit_admin;
+grant execute on function qsplit.reset_position(text), qsplit.set_consumer_owner(text, text) to qsplit_admin;
 grant select on table qsplit.consumer_status, qsplit.queue_status to qsplit_writer, qsplit_admin;

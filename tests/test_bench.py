@@ -13,31 +13,44 @@ import psycopg2
 
 from helpers import PG_HOST, PG_PORT, PG_USER, PREFIX, REPO
 
-SCENARIOS = ("limit", "standard", "small_batches", "big_batch", "per_event", "latency")
-
 
 def test_bench_quick_runs_every_measurement(tmp_path):
+    """One server only: the suite has no second cluster (the two-server
+    mode takes --target-server or scripts/target-cluster.sh)."""
     out = tmp_path / "bench.json"
+    png = tmp_path / "bench.png"
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick",
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--modes", "one",
          "--server", f"host={PG_HOST} port={PG_PORT} user={PG_USER}",
-         "--src-db", f"{PREFIX}_bench_src", "--dst-db", f"{PREFIX}_bench_dst", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+         "--src-db", f"{PREFIX}_bench_src", "--dst-db", f"{PREFIX}_bench_dst", "--json", str(out), "--plot", str(png)],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ),
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "| limit L: psql COPY pipe into one event table |" in done.stdout
+    assert "| servers | events/batch | events | L ev/s | qsplit ev/s | original ev/s |" in done.stdout
     doc = json.loads(out.read_text())
-    for name in SCENARIOS:
-        assert len(doc["runs"][name]) == 1, name
-    for name in ("limit", "standard", "small_batches", "big_batch", "per_event"):
-        run = doc["runs"][name][0]
+    runs = doc["runs"]["one"]
+    sizes = doc["sizes"]
+    expected = ["limit", "per_event", "big_batch", "latency"]
+    for bs in sizes["batch_sizes"]:
+        expected += [f"qsplit_{bs}", f"original_{bs}"]
+    for name in expected:
+        assert len(runs[name]) == 1, name
+    for name in expected[:3] + expected[4:]:
+        run = runs[name][0]
         assert run["events"] > 0 and run["events_per_s"] > 0, (name, run)
-    assert doc["runs"]["standard"][0]["events"] == doc["sizes"]["standard"]
-    assert doc["runs"]["big_batch"][0]["events"] == doc["sizes"]["big"]
-    assert 5 < doc["runs"]["big_batch"][0]["peak_rss_mib"] < 1024
-    latency = doc["runs"]["latency"][0]
+    for bs in sizes["batch_sizes"]:
+        n = sizes["events"] if bs >= 1000 else sizes["small_events"]
+        # the peer row moves the same events through python-pgq, batch by batch
+        assert runs[f"qsplit_{bs}"][0]["events"] == runs[f"original_{bs}"][0]["events"] == n
+        assert runs[f"original_{bs}"][0]["batches"] == -(-n // bs)
+    rows = doc["summary"]["modes"]["one"]["by_batch_size"]
+    assert [r["batch_size"] for r in rows] == sizes["batch_sizes"]
+    assert all(r["qsplit_x_limit"] > 0 and r["qsplit_x_original"] > 0 for r in rows)
+    assert runs["big_batch"][0]["events"] == sizes["big"]
+    assert 5 < runs["big_batch"][0]["peak_rss_mib"] < 1024
+    latency = runs["latency"][0]
     assert latency["events"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"]
-    assert {t["target"] for t in doc["summary"]["targets"]} >= {"standard throughput", "small-batch throughput"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the bench drops the databases it made
     conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
     try:

@@ -215,7 +215,8 @@ def test_one_step_down_leaves_no_apply_batch_calling_dropped_helpers():
         install.downgrade(dsn, "0002")
         left = run_sql(dsn, "select p.oid::regprocedure::text from pg_proc p"
                              " where p.pronamespace = 'qsplit'::regnamespace and p.proname in"
-                             " ('apply_batch', '_route_plan', '_check_policies', '_check_staging')")
+                             " ('apply_batch', '_route_plan', '_check_policies', '_check_staging',"
+                             "  '_claim_position', '_insert_dead_letters')")
         assert left == []
         install.upgrade(dsn)
         assert schema_dump(dsn) == at_head

@@ -241,6 +241,17 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         if pid is not None:
             log.error("pidfile %s names running process %d: already running", cfg.pidfile, pid)
             return EXIT_PIDFILE
+    if cfg.metrics_port is not None:
+        # checked before daemon mode detaches and the log moves to logfile,
+        # so the error reaches the terminal and the exit status (the
+        # server itself starts later: its thread would not cross the fork)
+        from . import metrics
+
+        try:
+            metrics.check_listen(cfg.metrics_addr, cfg.metrics_port)
+        except metrics.MetricsError as exc:
+            log.error("%s: %s", cfg.path, exc)
+            return EXIT_USAGE
     if args.daemon:
         if cfg.logfile is None:
             log.warning("daemon mode without logfile: the log is discarded")
@@ -252,6 +263,20 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         except pidfile.PidfileError as exc:
             log.error("%s", exc)
             return EXIT_PIDFILE
+    server = None
+    observer = None
+    if cfg.metrics_port is not None:
+        from . import metrics  # prometheus_client loads only when metrics are on
+
+        observer = metrics.Metrics(cfg)
+        server = metrics.MetricsServer(observer.registry)
+        try:
+            server.start(cfg.metrics_addr, cfg.metrics_port)
+        except metrics.MetricsError as exc:
+            log.error("%s: %s", cfg.path, exc)
+            if cfg.pidfile is not None:
+                pidfile.remove_pidfile(cfg.pidfile)
+            return EXIT_USAGE
     control = Control()
     control.install()
     try:
@@ -259,7 +284,7 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             log.warning("%s", warning)
         log.info("starting: queue %r, consumer %r, routing by %s", cfg.queue_name, cfg.consumer_name,
                  cfg.queue_field)
-        splitter = Splitter(cfg, failpoints)
+        splitter = Splitter(cfg, failpoints, observer)
         splitter.log_statements = args.verbose >= 2
         control.on_stop_now(splitter.cancel)
 
@@ -276,6 +301,11 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             _setup_logging(new, args)
             for warning in new.warnings:
                 log.warning("%s", warning)
+            if observer is not None and server is not None:
+                observer.configure(new)
+                server.reconfigure(new.metrics_addr, new.metrics_port)
+            elif new.metrics_port is not None:
+                log.warning("reload: metrics_port set: the metrics server starts with the driver (restart it)")
             return new
 
         return splitter.run(once=args.once, control=control, reload=reload)
@@ -284,6 +314,8 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         return EXIT_OK if exc.signame == "SIGTERM" else EXIT_INTERRUPTED
     finally:
         control.uninstall()
+        if server is not None:
+            server.stop()
         if cfg.pidfile is not None:
             pidfile.remove_pidfile(cfg.pidfile)
         logging.shutdown()

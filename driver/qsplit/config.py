@@ -60,6 +60,7 @@ class Key:
     required: bool = False
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
     sample: str | None = None  # value shown in --ini when there is no default
 
     @property
@@ -130,6 +131,15 @@ KEYS: tuple[Key, ...] = (
     Key("pidfile", "path", None, "Pid file; needed by -d, and by -r/-s/-k to find the running process.",
         sample="~/pid/%(job_name)s.pid"),
     Key("use_skylog", "bool", False, "Skytools network logging: accepted for compatibility and ignored."),
+    Key("metrics_port", "integer", None,
+        "Serve Prometheus metrics over HTTP on this TCP port (GET /metrics); unset = no metrics server.",
+        minimum=1, maximum=65535, sample="9187"),
+    Key("metrics_addr", "text", "127.0.0.1",
+        "Address the metrics server listens on (0.0.0.0 or :: for every interface)."),
+    Key("metrics_top_queues", "integer", 100,
+        "Target queues that get a label of their own in the metrics (the first ones seen, biggest first); "
+        "events of any further queue count under queue=\"other\", so the number of series stays bounded.",
+        minimum=1),
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
@@ -164,6 +174,9 @@ class Config:
     idle_log_interval: float = 300.0
     pidfile: Path | None = None
     use_skylog: bool = False
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    metrics_top_queues: int = 100
     section: str = "queue_splitter"
     # things worth a warning, logged by the caller once logging is set up
     warnings: tuple[str, ...] = ()
@@ -311,6 +324,8 @@ def _size(raw: str, key: Key) -> int:
 def _check_minimum(value: float, key: Key) -> float:
     if key.minimum is not None and not value >= key.minimum:  # also catches nan
         raise ValueError(f"must be >= {key.minimum:g}")
+    if key.maximum is not None and not value <= key.maximum:
+        raise ValueError(f"must be <= {key.maximum:g}")
     return value
 
 

@@ -21,6 +21,7 @@ from . import db, encoding
 from .config import Config
 from .signals import Control
 from .failpoints import Failpoints
+from .metrics import Observer
 from .source import Batch, Source
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
@@ -101,9 +102,12 @@ class BatchError(Exception):
 
 
 class Splitter:
-    def __init__(self, config: Config, failpoints: Failpoints | None = None) -> None:
+    def __init__(self, config: Config, failpoints: Failpoints | None = None, metrics: Observer | None = None) -> None:
         self.config = config
         self.failpoints = failpoints or Failpoints()
+        # told at named points: connected, begin/taken (next_batch), step,
+        # done, failed (see metrics.py); the base Observer records nothing
+        self.metrics = metrics or Observer()
         self.source: Source | None = None
         self.target: Target | None = None
         self.connected_at = 0.0
@@ -132,6 +136,7 @@ class Splitter:
                      cfg.consumer_name, taken)
         if self.source.register():
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
+        self.metrics.connected()
 
     def cancel(self) -> None:
         """Cancel the statements in progress on both connections (called from
@@ -156,7 +161,9 @@ class Splitter:
         assert self.source is not None and self.target is not None
         source, target, fp = self.source, self.target, self.failpoints
 
+        self.metrics.begin()
         batch = source.next_batch()
+        self.metrics.taken(batch)
         if batch is None:
             return None
         fp.hit("after_next_batch")
@@ -171,6 +178,7 @@ class Splitter:
             if isinstance(exc, StreamError) and self._finished_elsewhere(batch):
                 return self._skipped(batch, 0, started)
             raise
+        self.metrics.step("stream")
         fp.hit("after_copy")
         cfg = self.config
         policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
@@ -185,6 +193,7 @@ class Splitter:
                     message += f"; {exc.diag.message_detail}"
                 raise BatchError(exc.pgcode, message, exc.diag.message_hint) from exc
             raise
+        self.metrics.step("apply")
         fp.hit("before_target_commit")
         target.commit()
         fp.hit("after_target_commit")
@@ -200,9 +209,11 @@ class Splitter:
             )
         self.failpoints.hit("after_finish_batch")
         self.source.commit()
+        self.metrics.step("commits")
         stats = BatchStats(batch, count, time.monotonic() - started, queues, idle=started - self._last_batch_end)
         self._last_batch_end = time.monotonic()
         log.info("%s", stats.line())
+        self.metrics.done(stats)
         return stats
 
     def _finished_elsewhere(self, batch: Batch) -> bool:
@@ -228,7 +239,9 @@ class Splitter:
             "batch %d (ticks %d..%d) left to another driver: it is no longer consumer %r's open batch on the source",
             batch.batch_id, batch.prev_tick_id, batch.cur_tick_id, self.config.consumer_name,
         )
-        return BatchStats(batch, count, time.monotonic() - started, [])
+        stats = BatchStats(batch, count, time.monotonic() - started, [])
+        self.metrics.done(stats, "left_to_another_driver")
+        return stats
 
     # the loop --------------------------------------------------------------
     def run(self, once: bool = False, control: Control | None = None,
@@ -257,6 +270,7 @@ class Splitter:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = describe_error(exc, self.config)
                     if once:
@@ -325,6 +339,14 @@ def describe_error(exc: BaseException, cfg: Config) -> str:
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
     return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+
+
+def _failure_kind(exc: BaseException) -> tuple[str, str | None]:
+    """How a failed batch attempt counts in the metrics: (refused, its
+    code), (connection, None) or (database, None)."""
+    if isinstance(exc, BatchError):
+        return "refused", exc.pgcode
+    return ("connection" if _lost_connection(exc) is not None else "database"), None
 
 
 def _lost_connection(exc: BaseException) -> BaseException | None:

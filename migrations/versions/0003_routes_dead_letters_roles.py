@@ -108,10 +108,18 @@ def upgrade() -> None:
     )
 
 
+# apply_batch and the helpers its later bodies call (dropped by name, when
+# present): below 0003 the function layer of that release comes back
+APPLY_BATCH = (
+    "apply_batch", "_check_queue_field", "_claim_position", "_raise_position_error",
+    "_insert_dead_letters", "_result_action",
+)
+
+
 def downgrade() -> None:
     # apply_batch goes too: its 0003 body calls the helpers dropped here, and
     # a database below head gets the function layer of its own release
-    names = ", ".join(f"'{name}'" for name in FUNCTIONS + ("apply_batch",))
+    names = ", ".join(f"'{name}'" for name in FUNCTIONS + APPLY_BATCH)
     op.execute(
         f"""
         do $$

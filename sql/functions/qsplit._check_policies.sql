@@ -19,6 +19,12 @@ returns void as $$
 --
 -- Errors:
 --      QS008 - an unknown policy, or 'default' without a default queue
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      None
 -- ----------------------------------------------------------------------
 begin
     if i_on_unknown is null or i_on_unknown not in ('error', 'skip', 'create', 'default', 'dead_letter') then

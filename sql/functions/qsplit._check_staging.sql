@@ -19,6 +19,12 @@ returns void as $$
 -- Errors:
 --      QS004 - no staging table in this session
 --      QS009 - the staging table is not a plain temp table of built-in types
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      None (reads pg_catalog.pg_class, pg_catalog.pg_attribute)
 -- ----------------------------------------------------------------------
 declare
     v_rel pg_catalog.pg_class%rowtype;

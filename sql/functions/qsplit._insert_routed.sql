@@ -37,6 +37,12 @@ returns setof record as $$
 -- Returns:
 --      one row per target queue that got events: (queue_name, n_events),
 --      ordered by queue name
+--
+-- Calls:
+--      pgq.current_event_table(1)
+--
+-- Tables directly manipulated:
+--      insert - the target queues' event tables (pgq.event_N_M)
 -- ----------------------------------------------------------------------
 declare
     v_queue     text;

@@ -25,6 +25,12 @@ returns void as $$
 -- Errors:
 --      QS002 - unknown target queue; QS003 - NULL routing value;
 --      QS006 - target queue refuses inserts; QS008 - default queue unusable.
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      None
 -- ----------------------------------------------------------------------
 declare
     v_queue  text := i_queues[1];

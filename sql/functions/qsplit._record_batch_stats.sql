@@ -20,26 +20,37 @@ returns void as $$
 --      i_queue_names - target queue name per entry (NULL entries are
 --                      recorded under the empty name)
 --      i_counts      - events per entry, same length as i_queue_names
---      i_actions     - what happened to them per entry, in apply_batch's
---                      plan words: 'insert' and 'create' (and NULL) count
---                      as 'inserted', 'skip' as 'skipped', anything else
---                      (e.g. 'dead_letter') as it is
+--      i_actions     - what happened to them per entry, in result words
+--                      (qsplit._result_action): inserted | created |
+--                      skipped | dead_letter.  The events of a created
+--                      queue were inserted, so 'created' (and NULL) is
+--                      counted as 'inserted': qsplit.consumer_status
+--                      counts every routed event once
 --
 -- Returns:
 --      nothing
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      insert, update - qsplit.queue_stats
 -- ----------------------------------------------------------------------
 begin
     insert into qsplit.queue_stats as st
             (consumer_name, queue_name, action, n_events, n_batches, last_batch_id, last_applied_at)
         select i_consumer, e.queue_name, e.action, sum(e.n), 1, i_batch_id, now()
           from (select coalesce(u.queue_name, '') as queue_name, u.n,
-                       case when u.action is null or u.action in ('insert', 'create', 'inserted') then 'inserted'
-                            when u.action = 'skip' then 'skipped'
+                       case when u.action is null or u.action = 'created' then 'inserted'
                             else u.action end as action
                   from unnest(i_queue_names, i_counts, i_actions) as u(queue_name, n, action)) e
          where e.n > 0
          group by e.queue_name, e.action
-        on conflict (consumer_name, queue_name, action) do update
+        -- the key holds a hash of the name: a name from event data can be of
+        -- any length (migration 0004)
+        on conflict (consumer_name, action,
+                     (pg_catalog.sha256(pg_catalog.decode(pg_catalog.replace(queue_name, '\', '\\'), 'escape'))))
+        do update
             set n_events = st.n_events + excluded.n_events,
                 n_batches = st.n_batches + 1,
                 last_batch_id = excluded.last_batch_id,

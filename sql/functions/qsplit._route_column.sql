@@ -14,6 +14,12 @@ returns text as $$
 -- Returns:
 --      the column name, e.g. ev_extra1; NULL for any other value (the
 --      caller raises QS005 naming its consumer and batch)
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      None
 -- ----------------------------------------------------------------------
 declare
     v_field text := lower(btrim(i_queue_field));

@@ -42,6 +42,12 @@ returns setof record as $$
 --      reason (NULL for insert; else unknown_queue | null_queue |
 --      insert_disabled | default_queue_missing | default_queue_disabled |
 --      cannot_create_disabled)
+--
+-- Calls:
+--      qsplit._route_column(1), qsplit._route_target(2)
+--
+-- Tables directly manipulated:
+--      None (reads pg_temp.qsplit_staging, pgq.queue)
 -- ----------------------------------------------------------------------
 declare
     v_col text := qsplit._route_column(i_queue_field);

@@ -17,6 +17,12 @@ returns text as $$
 --
 -- Returns:
 --      the target queue name; NULL for a NULL value
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      None (reads qsplit.route)
 -- ----------------------------------------------------------------------
     select coalesce(
         (select pg_catalog.regexp_replace(i_route_value, '^(?:' || r.pattern || ')$', r.target)

@@ -30,6 +30,12 @@ returns integer as $$
 --
 -- Errors:
 --      QS010 - invalid pattern, empty target, or priority taken
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      insert, update - qsplit.route
 -- ----------------------------------------------------------------------
 declare
     v_priority integer;

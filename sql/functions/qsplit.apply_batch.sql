@@ -24,26 +24,27 @@ returns setof record as $$
 --      caller commits; a batch is applied exactly once because the position
 --      and the events commit together.
 --
---      The consumer's position row is locked first, so two drivers on one
---      consumer wait for each other and the second one finds the batch
---      already applied.  Position check (as pgq_ext does it):
---        - no position yet, or position = i_prev_tick_id: apply;
---        - position = i_cur_tick_id: already applied (a replay after a
---          crash between the target commit and pgq.finish_batch): skip;
---        - anything else: QS001, nothing applied.
---      Tick ids start at 1 in every queue, so an id alone cannot tell two
---      sources apart (two shards splitting into one target under the same
---      consumer name, or a source queue dropped and re-created).  The
---      position also keeps the source's tick time: when both sides know it,
---      a matching id with another time is QS007, never a silent skip.
---      Where each DISTINCT routing value goes is decided first, for the
---      whole batch (qsplit._route_plan), with the policies for a missing
---      or insert-disabled queue and for a NULL value: error | skip |
---      create | default | dead_letter.  Any 'error' applies nothing.
+--      The steps, each one function:
+--        1. check the settings and the staging table
+--           (qsplit._check_queue_field, _check_policies, _check_staging);
+--        2. lock the consumer's position row and move it to the batch's
+--           cur tick (qsplit._claim_position): a second driver on the
+--           same consumer waits there, then finds the batch already
+--           applied; a batch that does not follow the position is QS001,
+--           one of another source queue (same tick id, other tick time)
+--           QS007;
+--        3. decide where each DISTINCT routing value goes, for the whole
+--           batch (qsplit._route_plan), with the policies for a missing or
+--           insert-disabled queue and for a NULL value: error | skip |
+--           create | default | dead_letter; any 'error' applies nothing
+--           (qsplit._raise_route_error);
+--        4. carry the plan out: create queues (pgq.create_queue), set
+--           events aside (qsplit._insert_dead_letters), insert the rest,
+--           one INSERT ... SELECT per target queue (qsplit._insert_routed);
+--        5. count what was done, in result words (qsplit._result_action),
+--           for the status views (qsplit._record_batch_stats).
 --      Events keep ev_time, ev_type, ev_data and ev_extra1..4; the target
---      assigns ev_id and ev_txid; ev_retry is dropped.  Routing is
---      set-based: one INSERT ... SELECT per target queue, never a
---      statement per event.
+--      assigns ev_id and ev_txid; ev_retry is dropped.
 --
 --      SECURITY DEFINER: the driver's role needs only EXECUTE (role
 --      qsplit_writer).  The staging table it owns is checked first
@@ -77,125 +78,73 @@ returns setof record as $$
 --      QS007 - the position was written by another source queue;
 --      QS008 - bad policy or default queue; QS009 - staging table not genuine.
 --      Each error names the consumer and the batch; its HINT says what to do.
+--
+-- Calls:
+--      qsplit._check_queue_field(3), qsplit._check_policies(5),
+--      qsplit._check_staging(2), qsplit._claim_position(6),
+--      qsplit._route_plan(5), qsplit._raise_route_error(7),
+--      pgq.create_queue(1), qsplit._insert_dead_letters(6),
+--      qsplit._insert_routed(4), qsplit._result_action(1),
+--      qsplit._record_batch_stats(5)
+--
+-- Tables directly manipulated:
+--      None (through the functions it calls: qsplit.consumer,
+--      qsplit.dead_letter, qsplit.queue_stats, the target queues' event
+--      tables, and pgq.queue when a queue is created)
 -- ----------------------------------------------------------------------
 declare
     v_col       text;
-    v_last_tick bigint;
-    v_last_time timestamptz;
-    v_tick_time timestamptz;
-    v_plan      record;
     v_values    text[];
     v_queues    text[];
     v_counts    bigint[];
     v_actions   text[];
     v_reasons   text[];
+    v_queue     text;
 begin
-    v_col := qsplit._route_column(i_queue_field);
-    if v_col is null then
-        raise exception 'qsplit: consumer "%" batch %: unknown queue_field %',
-                i_consumer, i_batch_id, coalesce(quote_literal(i_queue_field), 'NULL')
-            using errcode = 'QS005',
-                  detail = 'queue_field names the event field that holds the target queue name.',
-                  hint = 'Set queue_field to one of extra1, extra2, extra3, extra4, type.';
-    end if;
+    v_col := qsplit._check_queue_field(i_consumer, i_batch_id, i_queue_field);
     perform qsplit._check_policies(i_consumer, i_batch_id, i_on_unknown, i_on_null, i_default_queue);
     perform qsplit._check_staging(i_consumer, i_batch_id);
 
-    -- lock the consumer's position: a second driver on the same consumer
-    -- waits here and then sees this batch as already applied
-    insert into qsplit.consumer as c (consumer_name)
-        values (i_consumer)
-        on conflict (consumer_name) do nothing;
-    select c.last_tick_id, c.last_tick_time into v_last_tick, v_last_time
-        from qsplit.consumer c
-        where c.consumer_name = i_consumer
-        for update;
-
-    -- the recorded tick time must be the one of the tick it is compared with
-    v_tick_time := case v_last_tick when i_cur_tick_id then i_cur_tick_time
-                                    when i_prev_tick_id then i_prev_tick_time end;
-    if v_last_time is not null and v_tick_time is not null and v_last_time <> v_tick_time then
-        raise exception 'qsplit: consumer "%" batch %: the target position (tick % of %) was written by another source queue; this batch''s tick % is of %',
-                i_consumer, i_batch_id, v_last_tick, v_last_time, v_last_tick, v_tick_time
-            using errcode = 'QS007',
-                  detail = 'Tick ids restart at 1 in every queue: two source queues (another database, or a re-created queue) are using one consumer name on this target. Nothing was applied.',
-                  hint = format('Give each source its own consumer name (pgq_consumer_id or job_name). If the source queue was re-created on purpose, forget the old position: qsplit-driver --reset <config.ini> (on the target: select qsplit.reset_position(%L);).', i_consumer);
-    end if;
-
-    if v_last_tick = i_cur_tick_id then
-        queue_name := null;
-        select count(*) into n_events from pg_temp.qsplit_staging;
-        action := 'already_applied';
-        return next;
+    -- lock the position (held to commit) and move it to this batch's cur
+    -- tick; false: this batch is already applied, nothing is written
+    if not qsplit._claim_position(i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id,
+                                  i_prev_tick_time, i_cur_tick_time) then
+        return query select null::text, count(*), 'already_applied'::text from pg_temp.qsplit_staging;
         return;
-    elsif v_last_tick is distinct from i_prev_tick_id and v_last_tick is not null then
-        raise exception 'qsplit: consumer "%" lost its position: batch % covers ticks % to %, but the target has applied up to tick %',
-                i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, v_last_tick
-            using errcode = 'QS001',
-                  detail = 'The source consumer and the target position disagree, so applying this batch could lose or double events.',
-                  hint = format('Either reposition the source consumer at the target''s tick: qsplit-driver --rewind <config.ini> (on the source: select pgq.register_consumer_at(<queue>, %L, %s);), or, if the events up to this batch are handled, make the target forget its position: qsplit-driver --reset <config.ini> (on the target: select qsplit.reset_position(%L);).',
-                                i_consumer, v_last_tick, i_consumer);
     end if;
 
-    -- the new position commits with the events or not at all: any error
-    -- below rolls back both
-    update qsplit.consumer c
-        set last_tick_id = i_cur_tick_id,
-            last_tick_time = i_cur_tick_time,
-            last_batch_id = i_batch_id,
-            last_applied_at = now()
-        where c.consumer_name = i_consumer;
-
-    -- decide, per distinct routing value, before anything is written; an
-    -- 'error' anywhere applies nothing.  (The plan is kept in arrays, not
-    -- in a temp table: the caller could have put one of its own making in
-    -- the way.)
+    -- decide, per distinct routing value, before anything is written (kept
+    -- in arrays, not a temp table: the caller could have made one of its own)
     select coalesce(array_agg(p.route_value), '{}'), coalesce(array_agg(p.queue_name), '{}'),
            coalesce(array_agg(p.n_events), '{}'), coalesce(array_agg(p.action), '{}'),
            coalesce(array_agg(p.reason), '{}')
       into v_values, v_queues, v_counts, v_actions, v_reasons
       from qsplit._route_plan(i_consumer, i_queue_field, i_on_unknown, i_on_null, i_default_queue) p;
-    if 'error' = any (v_actions) then
-        perform qsplit._raise_route_error(i_consumer, i_batch_id, v_col, i_default_queue,
-                                          array_agg(p.queue_name order by p.n_events desc, p.queue_name),
-                                          array_agg(p.n_events order by p.n_events desc, p.queue_name),
-                                          array_agg(p.reason order by p.n_events desc, p.queue_name))
-           from unnest(v_queues, v_counts, v_actions, v_reasons) p(queue_name, n_events, action, reason)
-          where p.action = 'error';
-    end if;
+
+    -- any 'error' applies nothing (the position moved above rolls back too)
+    perform qsplit._raise_route_error(i_consumer, i_batch_id, v_col, i_default_queue,
+                                      array_agg(p.queue_name order by p.n_events desc, p.queue_name),
+                                      array_agg(p.n_events order by p.n_events desc, p.queue_name),
+                                      array_agg(p.reason order by p.n_events desc, p.queue_name))
+       from unnest(v_queues, v_counts, v_actions, v_reasons) p(queue_name, n_events, action, reason)
+      where p.action = 'error'
+     having count(*) > 0;
 
     -- carry the plan out: queues to create, dead letters, event tables
-    for v_plan in
+    for v_queue in
         select distinct p.queue_name from unnest(v_queues, v_actions) p(queue_name, action)
          where p.action = 'create' order by 1
     loop
-        perform pgq.create_queue(v_plan.queue_name);
+        perform pgq.create_queue(v_queue);
     end loop;
 
-    if 'dead_letter' = any (v_actions) then
-        -- equality joins only (hashable), NULLs in their own branch: a
-        -- batch with one routing value per event must not cost a nested loop
-        execute format(
-            'with p as ('
-            '    select * from unnest($4, $5, $6, $7) u(route_value, queue_name, action, reason)'
-            '     where u.action = ''dead_letter'''
-            ')'
-            'insert into qsplit.dead_letter (consumer_name, batch_id, queue_field, route_value, queue_name, reason,'
-            '       ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' select $1, $2, $3, d.route_value, d.queue_name, d.reason,'
-            '        d.ev_id, d.ev_time, d.ev_txid, d.ev_retry, d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4'
-            '   from (select p.route_value, p.queue_name, p.reason, s.*'
-            '           from pg_temp.qsplit_staging s join p on p.route_value = s.%1$I'
-            '         union all'
-            '         select p.route_value, p.queue_name, p.reason, s.*'
-            '           from pg_temp.qsplit_staging s join p on p.route_value is null'
-            '          where s.%1$I is null) d'
-            '  order by d.ev_id',
-            v_col)
-            using i_consumer, i_batch_id, substr(v_col, 4), v_values, v_queues, v_actions, v_reasons;
-    end if;
+    perform qsplit._insert_dead_letters(i_consumer, i_batch_id, v_col, array_agg(p.route_value),
+                                        array_agg(p.queue_name), array_agg(p.reason))
+       from unnest(v_values, v_queues, v_actions, v_reasons) p(route_value, queue_name, action, reason)
+      where p.action = 'dead_letter'
+     having count(*) > 0;
 
-    -- move the rows: every queue's events in one INSERT, in ev_id order
+    -- every queue's events in one INSERT, in ev_id order
     perform qsplit._insert_routed(v_col,
                 coalesce(array_agg(p.route_value) filter (where p.route_value is not null), '{}'),
                 coalesce(array_agg(p.queue_name) filter (where p.route_value is not null), '{}'),
@@ -203,16 +152,18 @@ begin
        from unnest(v_values, v_queues, v_actions) p(route_value, queue_name, action)
       where p.action in ('insert', 'create');
 
-    -- exact counts for the status views, in this same transaction
+    -- what was done, in result words: counted for the status views in this
+    -- same transaction, and returned
+    select coalesce(array_agg(r.queue_name order by r.queue_name, r.action), '{}'),
+           coalesce(array_agg(r.n_events order by r.queue_name, r.action), '{}'),
+           coalesce(array_agg(r.action order by r.queue_name, r.action), '{}')
+      into v_queues, v_counts, v_actions
+      from (select p.queue_name, sum(p.n_events)::bigint as n_events,
+                   qsplit._result_action(p.action) as action
+              from unnest(v_queues, v_counts, v_actions) p(queue_name, n_events, action)
+             group by 1, 3) r;
     perform qsplit._record_batch_stats(i_consumer, i_batch_id, v_queues, v_counts, v_actions);
-
-    return query
-        select p.queue_name, sum(p.n_events)::bigint,
-               case p.action when 'insert' then 'inserted' when 'create' then 'created'
-                             when 'skip' then 'skipped' else p.action end
-          from unnest(v_queues, v_counts, v_actions) p(queue_name, n_events, action)
-         group by p.queue_name, p.action
-         order by 1, 3;
+    return query select * from unnest(v_queues, v_counts, v_actions);
 end;
 $$ language plpgsql security definer
    set search_path = pg_catalog, pg_temp;

@@ -16,6 +16,12 @@ returns bigint as $$
 --
 -- Returns:
 --      how many events were deleted
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      delete - qsplit.dead_letter
 -- ----------------------------------------------------------------------
 declare
     v_n bigint;

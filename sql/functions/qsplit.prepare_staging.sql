@@ -39,6 +39,12 @@ returns void as $$
 --
 -- Returns:
 --      nothing
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      create, grant - pg_temp.qsplit_staging
 -- ----------------------------------------------------------------------
 declare
     v_owner name;

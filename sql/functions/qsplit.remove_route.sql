@@ -14,6 +14,12 @@ returns boolean as $$
 --
 -- Returns:
 --      true when a rule was removed, false when there was none
+--
+-- Calls:
+--      None
+--
+-- Tables directly manipulated:
+--      delete - qsplit.route
 -- ----------------------------------------------------------------------
 begin
     delete from qsplit.route r where r.consumer_name = i_consumer and r.pattern = i_pattern;

@@ -21,6 +21,13 @@ returns bigint as $$
 --
 -- Returns:
 --      how many events moved
+--
+-- Calls:
+--      qsplit._route_target(2), pgq.current_event_table(1)
+--
+-- Tables directly manipulated:
+--      delete - qsplit.dead_letter
+--      insert - the target queues' event tables (pgq.event_N_M)
 -- ----------------------------------------------------------------------
 declare
     v_plan  record;

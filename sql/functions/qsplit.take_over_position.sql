@@ -18,26 +18,49 @@ returns bigint as $$
 --      Skytools 3 (consumer_id, subconsumer_id = '') and Skytools 2
 --      (consumer_id only).  pgq_ext itself is only read, never changed.
 --
+--      pgq_ext is read with the owner's rights, so only through
+--      qsplit._pgq_ext_table, which refuses (QS012) anything but a plain
+--      table a superuser or the qsplit owner made: a look-alike made by a
+--      role with CREATE on the database never runs.  The consumer taken
+--      over belongs to the caller from then on (qsplit._claim_consumer);
+--      a consumer of another role: QS011.
+--
 -- Parameters:
 --      i_consumer - consumer name (pgq_consumer_id of the ini file)
 --
 -- Returns:
 --      the tick taken over, or NULL when there was nothing to take over
 --      (the consumer already has a row, or pgq_ext has no position for it)
+--
+-- Errors:
+--      QS011 - the consumer belongs to another role
+--      QS012 - pgq_ext.completed_tick is not a trusted plain table
+--
+-- Calls:
+--      qsplit._claim_consumer, qsplit._pgq_ext_table
+--
+-- Tables directly manipulated:
+--      insert - qsplit.consumer
+--      select - pgq_ext.completed_tick
 -- ----------------------------------------------------------------------
 declare
+    v_rel   regclass;
     v_tick  bigint;
     v_sql   text;
 begin
     perform 1 from qsplit.consumer c where c.consumer_name = i_consumer;
-    if found or pg_catalog.to_regclass('pgq_ext.completed_tick') is null then
+    if found then
+        perform qsplit._claim_consumer(i_consumer);
+        return null;
+    end if;
+    v_rel := qsplit._pgq_ext_table(false);
+    if v_rel is null then
         return null;
     end if;
 
-    v_sql := 'select t.last_tick_id from pgq_ext.completed_tick t where t.consumer_id = $1';
+    v_sql := format('select t.last_tick_id from %s t where t.consumer_id = $1', v_rel);
     if exists (select 1 from pg_catalog.pg_attribute a
-                where a.attrelid = 'pgq_ext.completed_tick'::regclass
-                  and a.attname = 'subconsumer_id' and not a.attisdropped) then
+                where a.attrelid = v_rel and a.attname = 'subconsumer_id' and not a.attisdropped) then
         v_sql := v_sql || ' and t.subconsumer_id = ''''';
     end if;
     execute v_sql into v_tick using i_consumer;
@@ -45,11 +68,13 @@ begin
         return null;
     end if;
 
-    insert into qsplit.consumer as c (consumer_name, last_tick_id)
-        values (i_consumer, v_tick)
+    insert into qsplit.consumer as c (consumer_name, last_tick_id, owner_role)
+        values (i_consumer, v_tick, (select r.oid from pg_catalog.pg_roles r where r.rolname = session_user))
         on conflict (consumer_name) do nothing;
     if not found then
-        return null;    -- a driver got there first: its row stands
+        -- a driver got there first: its row stands
+        perform qsplit._claim_consumer(i_consumer);
+        return null;
     end if;
     return v_tick;
 end;

@@ -7,9 +7,15 @@
 --      The source-side facts (lag, pending events) live on the source:
 --      pgq.get_consumer_info(); `qsplit-driver --status` shows both.
 --
+--      A writer sees only the consumers that belong to it (or to a role
+--      it is a member of, see qsplit.set_consumer_owner); superusers and
+--      qsplit_admin members see all; owner_name says whose each is.  The
+--      view is a security barrier: no function of the reader's making in
+--      a WHERE clause sees the rows it hides.
+--
 --      select * from qsplit.consumer_status;
 -- ----------------------------------------------------------------------
-create or replace view qsplit.consumer_status as
+create or replace view qsplit.consumer_status with (security_barrier) as
 select c.consumer_name,
        c.last_tick_id,
        c.last_tick_time,
@@ -18,7 +24,8 @@ select c.consumer_name,
        now() - c.last_applied_at as since_last_batch,
        coalesce(s.events_routed, 0)::bigint as events_routed,
        coalesce(s.events_by_queue, '{}'::jsonb) as events_by_queue,
-       coalesce(s.events_by_action, '{}'::jsonb) as events_by_action
+       coalesce(s.events_by_action, '{}'::jsonb) as events_by_action,
+       (select o.rolname from pg_catalog.pg_roles o where o.oid operator(pg_catalog.=) c.owner_role) as owner_name
   from qsplit.consumer c
   left join lateral (
         select sum(st.n_events) filter (where st.action = 'inserted') as events_routed,
@@ -31,7 +38,11 @@ select c.consumer_name,
                          group by st2.action) a) as events_by_action
           from qsplit.queue_stats st
          where st.consumer_name = c.consumer_name
-       ) s on true;
+       ) s on true
+ where pg_catalog.pg_has_role(session_user, 'qsplit_admin', 'MEMBER')
+    or exists (select 1 from pg_catalog.pg_roles r
+                where r.oid operator(pg_catalog.=) c.owner_role
+                  and pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'));
 
 comment on view qsplit.consumer_status is
     'qsplit: per consumer, target position, last batch time and events routed (exact, kept by apply_batch)';

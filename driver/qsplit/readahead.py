@@ -1,0 +1,269 @@
+"""Overlapping consecutive batches (``read_ahead = 1``): while the target
+applies and commits batch N in one session, batch N+1 already streams from
+the source into a second target session's staging table.
+
+PgQ gives a consumer one open batch at a time, and the consumer's position
+is what keeps the source's events (rotation) and ticks (maintenance) alive.
+So two consumers share the work on the source:
+
+- the consumer of the ini (``pgq_consumer_id``), the *real* one: its
+  position only ever moves to a tick the target has committed (with
+  pgq.register_consumer_at, forward only).  It never holds a batch.  Its
+  lag in pgq.get_consumer_info() is the target's lag, and it keeps every
+  event the target does not have yet.
+- ``<consumer>.read_ahead``: takes the batches (pgq.next_batch_custom with
+  the ini's batch options) and finishes each one as soon as it is read.  It
+  runs at most two batches ahead of the real one.
+
+Exactly once: the target's tick check (qsplit.apply_batch) is unchanged.
+On every (re)connect ``sync`` puts the read-ahead consumer back at the
+target's position when the source still has that tick (else at the real
+consumer's): whatever was read ahead and not committed is read again, and
+a batch the target committed is never read again.  A crash between the
+target commit and the move of the real consumer leaves the real one behind
+the target; ``sync`` moves it up.
+
+Two read-ahead drivers on one consumer share the read-ahead consumer; a
+batch that one of them applied is skipped by the other (tick check), and a
+batch read too far ahead (QS001) makes the driver sync and read again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import psycopg2
+import psycopg2.errors
+
+from .failpoints import Failpoints
+from .source import BATCH_GONE, NEXT_BATCH_LOCK, Batch, Source
+from .target import Target
+
+log = logging.getLogger("qsplit")
+
+SUFFIX = ".read_ahead"
+
+
+def read_ahead_name(consumer: str) -> str:
+    """The read-ahead consumer's name on the source."""
+    return consumer + SUFFIX
+
+
+_BATCH_COLUMNS = (
+    "b.batch_id, b.prev_tick_id, b.cur_tick_id, b.prev_tick_time, b.cur_tick_time,"
+    " extract(epoch from now() - b.cur_tick_time)::float8"
+)
+
+
+class ReadAheadSource:
+    """The source side of read-ahead mode, on the driver's source connection
+    (a Source): every call is one round trip, under Source's per-consumer
+    advisory lock (which serialises it with other drivers' next_batch)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.conn = source.conn
+        self.queue = source.queue_name
+        self.real = source.consumer_name
+        self.ahead = read_ahead_name(source.consumer_name)
+
+    def _lock(self) -> tuple[str, tuple]:
+        return NEXT_BATCH_LOCK, (self.queue, self.real)
+
+    def sync(self, target_tick: int | None, target_time) -> tuple[int | None, int | None]:
+        """Put both consumers where the target is: the real one moves up to
+        the target's tick when the source has that tick (same tick time) and
+        it is ahead of the real one; the read-ahead consumer (registered if
+        new) starts at the real one's position.  Returns (real consumer's
+        tick before, tick the read-ahead consumer starts at)."""
+        lock, lock_args = self._lock()
+        with self.conn.cursor() as cur:
+            cur.execute(
+                lock + ";"
+                " select i.last_tick,"
+                "        (select t.tick_id from pgq.tick t join pgq.queue q on q.queue_id = t.tick_queue"
+                "          where q.queue_name = %s and t.tick_id = %s::int8"
+                "            and (%s::timestamptz is null or t.tick_time = %s::timestamptz))"
+                "   from pgq.get_consumer_info(%s, %s) i",
+                lock_args + (self.queue, target_tick, target_time, target_time, self.queue, self.real),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise RuntimeError(f"consumer {self.real!r} is not registered on queue {self.queue!r}")
+            real_tick, target_on_source = row
+            start = real_tick
+            if target_on_source is not None and real_tick is not None and target_on_source > real_tick:
+                cur.execute("select pgq.register_consumer_at(%s, %s, %s)", (self.queue, self.real, target_on_source))
+                start = target_on_source
+            cur.execute("select pgq.register_consumer_at(%s, %s, %s)", (self.queue, self.ahead, start))
+        self.conn.commit()
+        return real_tick, start
+
+    def take(self, advance_to: int | None, finish: int | None, failpoints: Failpoints,
+             next_batch: bool = True) -> Batch | None:
+        """One round trip: move the real consumer up to *advance_to* (a tick
+        the target committed; forward only), finish the read-ahead batch
+        *finish*, take the next read-ahead batch with its query text (unless
+        not *next_batch*); then commit.  None when there is no batch."""
+        lock, lock_args = self._lock()
+        opts = self.source._custom
+        steps = [lock]
+        args: list = list(lock_args)
+        if advance_to is not None:
+            steps.append("select pgq.register_consumer_at(i.queue_name, i.consumer_name, %s::int8)"
+                         "  from pgq.get_consumer_info(%s, %s) i where i.last_tick < %s::int8")
+            args += [advance_to, self.queue, self.real, advance_to]
+        if finish is not None:
+            steps.append("select pgq.finish_batch(i.current_batch) from pgq.get_consumer_info(%s, %s) i"
+                         " where i.current_batch = %s::int8")
+            args += [self.queue, self.ahead, finish]
+        query = (
+            f"select {_BATCH_COLUMNS}, {{event_sql}}"
+            "  from pgq.next_batch_custom(%s, %s, %s::interval, %s::int4, %s::interval) b"
+        )
+        if next_batch:
+            steps.append(query)
+            args += [self.queue, self.ahead, *opts]
+        else:
+            steps.append("select null::int8")
+        with self.conn.cursor() as cur:
+            sql_text = "; ".join(steps)
+            try:
+                cur.execute(sql_text.format(
+                    event_sql="case when b.batch_id is not null then pgq.batch_event_sql(b.batch_id) end"), args)
+            except psycopg2.errors.RaiseException as exc:
+                if not (exc.diag.message_primary or "").startswith(BATCH_GONE):
+                    raise
+                self.conn.rollback()
+                cur.execute(sql_text.format(event_sql="null::text"), args)
+            row = cur.fetchone()
+        if advance_to is not None or finish is not None:
+            failpoints.hit("after_finish_batch")
+        self.conn.commit()
+        if row is None or row[0] is None:
+            return None
+        return Batch(*row)
+
+    def unregister(self) -> bool:
+        """Drop the read-ahead consumer (read_ahead turned off): left
+        registered, it would hold the source's events for ever."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "select pgq.unregister_consumer(s.queue_name, s.consumer_name)"
+                "  from pgq.get_consumer_info(%s) s where s.consumer_name = %s",
+                (self.queue, self.ahead),
+            )
+            row = cur.fetchone()
+        self.conn.commit()
+        return row is not None
+
+
+T = TypeVar("T")
+
+
+class _Background(Generic[T]):
+    """Run one call in a thread; join() returns its result or raises its
+    error."""
+
+    def __init__(self, fn: Callable[[], T], name: str) -> None:
+        self._fn = fn
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self._error = exc
+
+    def join(self) -> T | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+@dataclasses.dataclass
+class Staged:
+    """A batch streamed into one target session's staging table, not applied."""
+
+    target: Target
+    batch: Batch
+    count: int
+    started: float
+
+
+class Pipeline:
+    """Batches through two target sessions, each batch's read overlapping
+    the previous batch's apply and commit.
+
+    *stream(batch, target)* COPYs a batch into *target*'s staging and
+    returns the row count; *apply(staged)* applies and commits it on its
+    target and returns the stats.  Both are the Splitter's own steps, with
+    its error handling; the pipeline only orders them."""
+
+    def __init__(self, source: ReadAheadSource, targets: tuple[Target, Target], failpoints: Failpoints,
+                 stream: Callable[[Batch, Target], int], apply: Callable[[Staged], T]) -> None:
+        self.source = source
+        self.targets = targets
+        self.failpoints = failpoints
+        self._stream = stream
+        self._apply = apply
+        self.staged: Staged | None = None
+        self.committed: int | None = None  # the target has it, the real consumer is not there yet
+        self._finish: int | None = None    # the read-ahead batch to finish at the next take
+
+    def _read(self, target: Target) -> Staged | None:
+        batch = self.source.take(self.committed, self._finish, self.failpoints)
+        # both took effect with the take's commit
+        self.committed = None
+        self._finish = None
+        if batch is None:
+            return None
+        self._finish = batch.batch_id
+        self.failpoints.hit("after_next_batch")
+        started = time.monotonic()
+        count = self._stream(batch, target)
+        self.failpoints.hit("after_copy")
+        return Staged(target, batch, count, started)
+
+    def process(self):
+        """Apply the next batch (reading the one after it meanwhile); its
+        stats, or None when there was no batch."""
+        if self.staged is None:
+            self.staged = self._read(self.targets[0])
+            if self.staged is None:
+                return None
+        current, self.staged = self.staged, None
+        other = self.targets[1] if current.target is self.targets[0] else self.targets[0]
+        ahead = _Background(lambda: self._read(other), "qsplit-read-ahead")
+        try:
+            stats = self._apply(current)
+        except BaseException:
+            try:
+                ahead.join()
+            except BaseException:  # noqa: BLE001 - the apply's error is the one to report
+                pass
+            raise
+        # the target committed the batch: the real consumer moves there at
+        # the next take (or below, when nothing more was read)
+        self.committed = current.batch.cur_tick_id
+        self.staged = ahead.join()
+        if self.staged is None:
+            self.flush()
+        return stats
+
+    def flush(self) -> None:
+        """Move the real consumer to the last tick the target committed, if
+        it is not there yet (before idling or stopping)."""
+        if self.committed is None:
+            return
+        self.source.take(self.committed, None, self.failpoints, next_batch=False)
+        self.committed = None
