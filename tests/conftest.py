@@ -16,7 +16,7 @@ import pytest
 from pytest_postgresql import factories
 
 from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE, Cluster, dsn_for,
-                     install_paths, install_qsplit, install_via, login_role, run_sql, scratch_db)
+                     install_paths, install_qsplit, install_via, cluster_role, run_sql, scratch_db)
 
 
 def _conninfo(kwargs: dict) -> str:
@@ -71,8 +71,8 @@ def target_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def driver_roles(target_server) -> tuple[str, str]:
     """The drivers' login roles (made once).  Depends on the target
     template, whose install made qsplit_writer."""
-    login_role(SRC_DRIVER_ROLE, "pgq_reader")
-    login_role(DST_DRIVER_ROLE, "qsplit_writer")
+    cluster_role(SRC_DRIVER_ROLE, "pgq_reader")
+    cluster_role(DST_DRIVER_ROLE, "qsplit_writer")
     return SRC_DRIVER_ROLE, DST_DRIVER_ROLE
 
 

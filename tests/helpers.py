@@ -91,13 +91,16 @@ def restart_server() -> None:
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"], check=True, timeout=120)
 
 
-def login_role(name: str, *member_of: str) -> str:
-    """A login role without superuser (cluster-wide, made when missing, so
-    runs with other prefixes do not collide), granted *member_of*."""
+def cluster_role(name: str, *member_of: str, login: bool = True) -> str:
+    """A role of the cluster, never a superuser (made when missing: roles are
+    cluster-wide, and runs with other prefixes must not collide), granted
+    *member_of* besides what it had."""
     admin = dsn_for("postgres")
-    for (stmt,) in run_sql(admin, "select format('create role %%I login nosuperuser', %s::text)"
-                                  " where not exists (select 1 from pg_roles where rolname = %s)", (name, name)):
+    for (stmt,) in run_sql(admin, "select format('create role %%I %%s', %s::text, %s::text)"
+                                  " where not exists (select 1 from pg_roles where rolname = %s)",
+                           (name, "login" if login else "nologin", name)):
         run_sql(admin, stmt)
+    run_sql(admin, sql.SQL("alter role {} nosuperuser").format(sql.Identifier(name)))
     for role in member_of:
         run_sql(admin, sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(name)))
     return name
@@ -266,6 +269,11 @@ class Cluster:
         conn.autocommit = autocommit
         self.opened.append(conn)
         return conn
+
+    def connect_as(self, role: str, side: str = "dst", autocommit: bool = True) -> psycopg2.extensions.connection:
+        """A connection to one side ('src' or 'dst') logged in as *role*."""
+        dsn = self.dst_dsn if side == "dst" else self.src_dsn
+        return self.connect(dsn.replace(f"user={PG_USER}", f"user={role}"), autocommit)
 
     def src(self, autocommit: bool = True) -> psycopg2.extensions.connection:
         return self.connect(self.src_dsn, autocommit)
@@ -493,13 +501,16 @@ def run_ok(cluster: Cluster, ini: Path, *args: str) -> subprocess.CompletedProce
     return result
 
 
-def produce(cluster: Cluster, routes: list[str | None], per_batch: int | None = None, batches: int = 1,
-            start: int = 0, pad: int = 0, tick: bool = True, queue: str = SOURCE_QUEUE) -> None:
+def produce(cluster: Cluster, routes: list[str | None] | dict[str, int], per_batch: int | None = None,
+            batches: int = 1, start: int = 0, pad: int = 0, tick: bool = True, queue: str = SOURCE_QUEUE) -> None:
     """*batches* x *per_batch* events on the source queue, numbered from
     *start*; event i is routed (ev_extra1) to routes[i % len(routes)], its
     ev_data 'n=<i>' (padded by *pad* bytes), ev_extra2 'x2=<i>', ev_extra4
-    'x4'.  *per_batch* defaults to one event per entry of *routes*.  A tick
-    after each batch unless *tick* is false."""
+    'x4'.  *per_batch* defaults to one event per entry of *routes*; routes
+    {route: n} stand for n times each route, in that order.  A tick after
+    each batch unless *tick* is false."""
+    if isinstance(routes, dict):
+        routes = [route for route, n in routes.items() for _ in range(n)]
     per_batch = len(routes) if per_batch is None else per_batch
     conn = psycopg2.connect(cluster.src_dsn)
     try:

@@ -8,13 +8,8 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, SRC_DRIVER_ROLE, install_qsplit, login_role, produce,
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, SRC_DRIVER_ROLE, install_qsplit, cluster_role, produce,
                      run_ok, setup_source, source_by_route)
-
-
-def as_role(cluster, role: str, side: str = "dst") -> psycopg2.extensions.connection:
-    dsn = (cluster.dst_dsn if side == "dst" else cluster.src_dsn).replace(f"user={PG_USER}", f"user={role}")
-    return cluster.connect(dsn)
 
 
 def refused(conn, sql: str, args=None) -> str:
@@ -47,7 +42,7 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
         assert c.target_events(q) == by_route[q]
 
     # what the driver's target role can NOT do by itself
-    drv = as_role(c, DST_DRIVER_ROLE)
+    drv = c.connect_as(DST_DRIVER_ROLE)
     (table,) = c.dst_exec("select queue_data_pfx from pgq.queue where queue_name = 'a'")[0]
     assert refused(drv, f"insert into {table} (ev_time, ev_data) values (now(), 'x')") == "42501"
     assert refused(drv, "select pgq.create_queue('mine')") == "42501"
@@ -58,7 +53,7 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
 
 def test_driver_without_the_grant_fails_clearly(cluster):
     c = cluster
-    nobody = login_role(f"{PREFIX}_nobody")
+    nobody = cluster_role(f"{PREFIX}_nobody")
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini(dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={nobody}"))
     c.src_exec("select pgq.create_queue('singlequeue')")
@@ -70,7 +65,7 @@ def test_driver_without_the_grant_fails_clearly(cluster):
 
 def test_dba_role_manages_routes_and_dead_letters(cluster):
     c = cluster
-    dba = as_role(c, login_role(f"{PREFIX}_dba", "qsplit_admin"))
+    dba = c.connect_as(cluster_role(f"{PREFIX}_dba", "qsplit_admin"))
     ini = c.write_ini(on_unknown_queue="dead_letter")
     setup_source(c, ini)
     with dba.cursor() as cur:
@@ -96,7 +91,7 @@ def test_staging_tricks_are_refused_inside_security_definer(cluster, trick):
     column type or child tables the caller made."""
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
-    drv = as_role(c, DST_DRIVER_ROLE)
+    drv = c.connect_as(DST_DRIVER_ROLE)
     cols = ("ev_id bigint, ev_time timestamptz, ev_txid bigint, ev_retry int4, ev_type text, ev_data text,"
             " ev_extra1 text, ev_extra2 text, ev_extra3 text, ev_extra4 text")
     # would run with the definer's rights if it were ever called from there

@@ -5,52 +5,16 @@ these tests check."""
 from __future__ import annotations
 
 import io
-import time
 
 import psycopg2
 import pytest
 
-from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX
-from helpers import EVENT_FIELDS, run_sql
+from helpers import CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, cluster_role, produce, run_ok, setup_source
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
 # routing values, queue creation caps, regex bombs, durable commits
 # ======================================================================
-
-CONSUMER = "test_splitter"
-OPEN_BATCHES = (
-    "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
-    " where co.co_name = %s and s.sub_batch is not null"
-)
-
-
-def sql_role(name: str, *member_of: str, login: bool = True) -> str:
-    """A role of the cluster (made once, roles are cluster-wide), never a
-    superuser, member of exactly *member_of* besides what it had."""
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("select format('create role %%I %%s', %s::text, %s::text)"
-                    " where not exists (select 1 from pg_roles where rolname = %s)",
-                    (name, "login" if login else "nologin", name))
-        for (stmt,) in cur.fetchall():
-            cur.execute(stmt)
-        cur.execute("select format('alter role %%I nosuperuser', %s::text)", (name,))
-        cur.execute(cur.fetchone()[0])
-        for role in member_of:
-            cur.execute("select format('grant %%I to %%I', %s::text, %s::text)", (role, name))
-            cur.execute(cur.fetchone()[0])
-    conn.close()
-    return name
-
-
-def connect_as(cluster, role: str, autocommit: bool = True) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(cluster.dst_dsn.replace(f"user={PG_USER}", f"user={role}"))
-    conn.autocommit = autocommit
-    cluster._conns.append(conn)
-    return conn
-
 
 def sqlstate_of(conn, sql: str, args=None) -> str | None:
     """Run *sql*; the SQLSTATE it failed with, None when it did not fail."""
@@ -66,36 +30,6 @@ def sqlstate_of(conn, sql: str, args=None) -> str | None:
 
 def is_superuser(cluster, role: str) -> bool:
     return cluster.dst_exec("select rolsuper from pg_roles where rolname = %s", (role,))[0][0]
-
-
-def register(cluster, ini) -> None:
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    first = cluster.run_driver("--once", str(ini))  # registers the consumer
-    assert first.returncode == 0, first.stderr + cluster.log_text()
-
-
-def produce(cluster, routes, tick: bool = True) -> None:
-    conn = cluster.src()
-    with conn.cursor() as cur:
-        for i, route in enumerate(routes):
-            cur.execute("select pgq.insert_event('singlequeue', %s, %s, %s, NULL, NULL, NULL)",
-                        (f"t{i}", f"data {i}", route))
-    if tick:
-        cluster.tick()
-
-
-def run_ok(cluster, ini):
-    result = cluster.run_driver("--once", str(ini))
-    assert result.returncode == 0, result.stderr + cluster.log_text()
-    assert cluster.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)]
-    return result
-
-
-def source_by_route(cluster) -> dict:
-    out: dict = {}
-    for ev in cluster.source_events():
-        out.setdefault(ev[1 + EVENT_FIELDS.index("ev_extra1")], []).append(ev[1:])
-    return out
 
 
 def stage(conn, rows) -> None:
@@ -136,7 +70,7 @@ def _plant_pgq_ext(cluster, attacker: str, how: str) -> None:
                        "create table pgq_ext.completed_tick (consumer_id text, last_tick_id pgq_ext.tick)",
                        "insert into pgq_ext.completed_tick values ('victim', row(7))"],
     }[how]
-    conn = connect_as(cluster, attacker)
+    conn = cluster.connect_as(attacker)
     with conn.cursor() as cur:
         for stmt in setup:
             cur.execute(stmt)
@@ -148,11 +82,11 @@ def test_pgq_ext_of_another_role_is_never_read_as_definer(cluster, how):
     driver's first connection (take_over_position) must not run its code
     with the functions' owner's rights: refused with QS012, no escalation."""
     c = cluster
-    attacker = sql_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
+    attacker = cluster_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
     _plant_pgq_ext(c, attacker, how)
     assert not is_superuser(c, attacker)
     for role in (attacker, DST_DRIVER_ROLE):
-        conn = connect_as(c, role)
+        conn = c.connect_as(role)
         state = sqlstate_of(conn, "select qsplit.take_over_position('victim')")
         assert not is_superuser(c, attacker), f"{attacker} became a superuser through {role}"
         assert state == "QS012"
@@ -166,7 +100,7 @@ def test_pgq_ext_of_trusted_owner_is_still_taken_over(cluster):
     c.dst_exec("create schema pgq_ext; create table pgq_ext.completed_tick"
                " (consumer_id text, subconsumer_id text default '', last_tick_id bigint not null);"
                " insert into pgq_ext.completed_tick (consumer_id, last_tick_id) values ('victim', 42)")
-    conn = connect_as(c, DST_DRIVER_ROLE)
+    conn = c.connect_as(DST_DRIVER_ROLE)
     with conn.cursor() as cur:
         cur.execute("select qsplit.take_over_position('victim')")
         assert cur.fetchone() == (42,)
@@ -197,13 +131,13 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a", "a"])
     run_ok(c, ini)  # the consumer is now the driver role's
     produce(c, ["a", "a", "a"])
     last, _ = _position(c)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    forger = connect_as(c, other, autocommit=False)
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    forger = c.connect_as(other, autocommit=False)
     stage(forger, [])
     forged = sqlstate_of(forger, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, _newest_tick(c)))
     forger.commit()
@@ -211,22 +145,22 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     assert len(c.target_events("a")) == 5, "events lost to a forged batch"
     assert forged == "QS011"
     # a reset by another role would make the driver apply whatever comes next
-    assert sqlstate_of(connect_as(c, other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
     assert _position(c)[0] == _newest_tick(c)
     # the owner itself may reset its consumer
-    assert sqlstate_of(connect_as(c, DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
+    assert sqlstate_of(c.connect_as(DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
 
 
 def test_stored_tick_time_is_never_replaced_by_null(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
     last, last_time = _position(c)
     assert last_time is not None
-    conn = connect_as(c, DST_DRIVER_ROLE, autocommit=False)
+    conn = c.connect_as(DST_DRIVER_ROLE, autocommit=False)
     stage(conn, [])
     state = sqlstate_of(conn, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, last + 1))
     conn.commit()
@@ -238,13 +172,13 @@ def test_status_views_show_writers_only_their_own_consumers(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
     c.dst_exec("select qsplit.reset_position('nobodys')")  # an admin's reset binds nothing
-    other = connect_as(c, sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
-    mine = connect_as(c, DST_DRIVER_ROLE)
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = c.connect_as(cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
+    mine = c.connect_as(DST_DRIVER_ROLE)
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     seen = {}
     for name, conn in (("other", other), ("mine", mine), ("admin", admin)):
         with conn.cursor() as cur:
@@ -262,16 +196,16 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     with admin.cursor() as cur:
         cur.execute("select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other))
         assert cur.fetchone() == (DST_DRIVER_ROLE,)
     # a writer cannot do it for itself
-    assert sqlstate_of(connect_as(c, other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
     produce(c, ["a"])
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1
