@@ -16,7 +16,7 @@ STEPS = (
     ("target", "apply_batch"),  # qsplit.apply_batch
     ("target", "commit"),       # target commit: events + position, one WAL flush
     ("source", "finish_batch"),
-    ("source", "commit"),       # source commit: next_batch + finish_batch, one WAL flush
+    ("source", "commit"),       # source commits: after next_batch, and after finish_batch (synchronous_commit off)
 )
 
 

@@ -3,7 +3,8 @@ Test modules import from here (and get fixtures from conftest.py), never
 from one another and never a name that starts with an underscore.
 
 One of each kind of helper:
-  where the server is       PG_HOST, PG_PORT, PG_USER, PREFIX, dsn_for, restart_server
+  where the server is       PG_HOST, PG_PORT, PG_USER, PREFIX, dsn_for, dsn_as, restart_server
+  roles                     cluster_role, Cluster.connect_as
   one-off SQL               run_sql
   scratch databases         scratch_db
   schema install            install_qsplit, make_install_sql, install_via, install_paths, offline_script,
@@ -69,6 +70,11 @@ def dsn_for(dbname: str, user: str = PG_USER) -> str:
     return f"host={PG_HOST} port={PG_PORT} user={user} dbname={dbname}"
 
 
+def dsn_as(dsn: str, role: str) -> str:
+    """*dsn* (one of the tests', as PG_USER) logging in as *role* instead."""
+    return dsn.replace(f"user={PG_USER}", f"user={role}")
+
+
 def run_sql(dsn: str, statement: str | sql.Composable, args=None) -> list[tuple]:
     """Run one statement on its own autocommit connection; its rows, if any."""
     conn = psycopg2.connect(dsn)
@@ -81,14 +87,19 @@ def run_sql(dsn: str, statement: str | sql.Composable, args=None) -> list[tuple]
         conn.close()
 
 
-def restart_server() -> None:
-    """Restart the PostgreSQL cluster the tests run on (the one listening on
-    PG_PORT, found by pg_lsclusters), never another one of the machine."""
-    clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True).stdout
-    found = [line.split()[:2] for line in clusters.splitlines() if line.split()[2:3] == [str(PG_PORT)]]
-    assert len(found) == 1, f"no single cluster on port {PG_PORT} in pg_lsclusters: {clusters}"
-    version, name = found[0]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"], check=True, timeout=120)
+def restart_server(dsn: str) -> None:
+    """Restart the PostgreSQL server *dsn* is on: the Debian cluster on its
+    port and data directory (pg_lsclusters), never another server of the
+    machine."""
+    ((port, data_dir),) = run_sql(dsn, "select current_setting('port'), current_setting('data_directory')")
+    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
+        if cl_port == port and os.path.realpath(cl_dir) == os.path.realpath(data_dir):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
+                           check=True, timeout=120)
+            return
+    raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
 
 
 def cluster_role(name: str, *member_of: str, login: bool = True) -> str:
@@ -273,7 +284,7 @@ class Cluster:
     def connect_as(self, role: str, side: str = "dst", autocommit: bool = True) -> psycopg2.extensions.connection:
         """A connection to one side ('src' or 'dst') logged in as *role*."""
         dsn = self.dst_dsn if side == "dst" else self.src_dsn
-        return self.connect(dsn.replace(f"user={PG_USER}", f"user={role}"), autocommit)
+        return self.connect(dsn_as(dsn, role), autocommit)
 
     def src(self, autocommit: bool = True) -> psycopg2.extensions.connection:
         return self.connect(self.src_dsn, autocommit)

@@ -170,7 +170,7 @@ def test_target_server_restart_during_a_run(cluster):
             produced += 3000
             if b == 2:
                 wait_for(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                restart_server()
+                restart_server(cluster.src_dsn)
                 wait_for(lambda: cluster.src_exec("select 1"), 60, "the server to accept connections")
         wait_for(lambda: drained(cluster), 90, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()

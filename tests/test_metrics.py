@@ -263,6 +263,34 @@ def test_refused_batches_and_connection_errors_are_counted(queues):
         assert with_driver.wait() == 0
 
 
+def test_reload_moves_the_metrics_server_or_keeps_it(queues):
+    """SIGHUP with another metrics_port: served there, the old port freed;
+    a port in use on reload: logged, the server stays where it was."""
+    c = queues
+    first, second = free_port(), free_port()
+    ini = c.write_ini(metrics_port=str(first), loop_delay="0.05")
+    with_driver = Driver(c, str(ini))
+    try:
+        wait_for(lambda: _try_scrape(first), what="the first port")
+        c.write_ini(metrics_port=str(second), loop_delay="0.05")
+        with_driver.signal(signal.SIGHUP)
+        wait_for(lambda: _try_scrape(second), what="the server on the new port")
+        wait_for(lambda: port_is_free(first), what="the old port to be released")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            busy = taken.getsockname()[1]
+            c.write_ini(metrics_port=str(busy), loop_delay="0.05")
+            with_driver.signal(signal.SIGHUP)
+            wait_for(lambda: f"metrics_port = {busy}" in c.log_text(), what="the reload error")
+            assert _try_scrape(second) is not None
+        assert f"metrics stay on 127.0.0.1:{second}" in c.log_text()
+    finally:
+        with_driver.signal(signal.SIGINT)
+        assert with_driver.wait() == 0
+    assert port_is_free(second)
+
+
 @pytest.mark.parametrize("value_, message", [
     ("many", "metrics_port = 'many': not a whole number"),
     ("70000", "metrics_port = '70000': must be <= 65535"),

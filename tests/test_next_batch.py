@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import closing
 
+import psycopg2
+import psycopg2.extensions
 
 from qsplit.source import NEXT_BATCH_LOCK, Source
+from qsplit.target import Target
 
 
 def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
@@ -44,3 +48,44 @@ def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
     thread.join(20)
     assert got["batch"].batch_id == first_batch
     assert c.src_exec("select count(*) from pgq.get_batch_events(%s)", (first_batch,)) == [(10,)]
+
+
+def test_source_and_target_steps_leave_every_commit_to_the_loop(cluster):
+    """As in python-pgq's work(), the loop commits after each step: register,
+    next_batch, is_open, prepare and take_over_position leave their
+    transaction open (so a rollback undoes them), never commit themselves."""
+    c = cluster
+    c.src_exec("select pgq.create_queue('singlequeue')")
+    with closing(psycopg2.connect(c.src_dsn)) as src, closing(psycopg2.connect(c.dst_dsn)) as dst:
+        source, target = Source(src, "singlequeue", "c"), Target(dst)
+        in_transaction = psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+
+        assert source.register() is True
+        assert src.info.transaction_status == in_transaction
+        src.rollback()
+        assert c.src_exec("select count(*) from pgq.get_consumer_info('singlequeue', 'c')") == [(0,)]
+        assert source.register() is True
+        source.commit()
+
+        c.src_exec("select pgq.insert_event('singlequeue', 't', 'd')")
+        c.tick()
+        batch = source.next_batch()
+        assert batch is not None and src.info.transaction_status == in_transaction
+        src.rollback()
+        assert c.src_exec("select current_batch from pgq.get_consumer_info('singlequeue', 'c')") == [(None,)]
+        batch = source.next_batch()
+        source.commit()
+        assert source.is_open(batch.batch_id) is True
+        assert src.info.transaction_status == in_transaction
+        src.rollback()
+
+        target.prepare()
+        assert dst.info.transaction_status == in_transaction
+        dst.rollback()
+        with dst.cursor() as cur:
+            cur.execute("select to_regclass('pg_temp.qsplit_staging')")
+            assert cur.fetchone() == (None,)
+        dst.rollback()
+        assert target.take_over_position("c") is None
+        assert dst.info.transaction_status == in_transaction
+        dst.rollback()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, SRC_DRIVER_ROLE, install_qsplit, cluster_role, produce,
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PREFIX, SRC_DRIVER_ROLE, cluster_role, dsn_as, install_qsplit, produce,
                      run_ok, setup_source, source_by_route)
 
 
@@ -55,7 +55,7 @@ def test_driver_without_the_grant_fails_clearly(cluster):
     c = cluster
     nobody = cluster_role(f"{PREFIX}_nobody")
     c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={nobody}"))
+    ini = c.write_ini(dst_db=dsn_as(c.dst_dsn, nobody))
     c.src_exec("select pgq.create_queue('singlequeue')")
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1

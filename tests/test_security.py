@@ -9,7 +9,7 @@ import io
 import psycopg2
 import pytest
 
-from helpers import CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, cluster_role, produce, run_ok, setup_source
+from helpers import CONSUMER, DST_DRIVER_ROLE, PREFIX, cluster_role, dsn_as, produce, run_ok, setup_source
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
@@ -212,6 +212,6 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     log = c.log_text()
     assert "QS011" in log and f"select qsplit.set_consumer_owner('{CONSUMER}', '{DST_DRIVER_ROLE}')" in log
     assert len(c.target_events("a")) == 1
-    new_ini = c.write_ini(name="other.ini", dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={other}"))
+    new_ini = c.write_ini(name="other.ini", dst_db=dsn_as(c.dst_dsn, other))
     run_ok(c, new_ini)
     assert len(c.target_events("a")) == 2

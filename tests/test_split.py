@@ -98,8 +98,8 @@ def test_crash_after_target_commit_replays_and_skips(cluster):
 
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_target_commit"})
     assert crashed.returncode == -9  # SIGKILL, like a power cut
-    # the target has the batch; the source has not finished it (next_batch
-    # and finish_batch commit together, so the crash undid both)
+    # the target has the batch; the source has not finished it (next_batch's
+    # commit kept the batch taken, finish_batch never ran)
     assert sum(cluster.target_queue_counts().values()) == 100
     unfinished = cluster.src_exec(
         "select s.sub_last_tick < (select max(t.tick_id) from pgq.tick t where t.tick_queue = s.sub_queue)"

@@ -30,7 +30,8 @@ NAME
 SYNOPSIS
     qsplit-driver [-v|-q] [-d] [--once] [--set KEY=VALUE]... CONFIG.ini
     qsplit-driver -r|-s|-k CONFIG.ini
-    qsplit-driver --register|--unregister|--rewind|--reset|--status CONFIG.ini
+    qsplit-driver --register|--unregister|--rewind|--reset CONFIG.ini
+    qsplit-driver --status [--json] CONFIG.ini
     qsplit-driver --ini
 
 DESCRIPTION
@@ -88,6 +89,7 @@ EXAMPLES
     qsplit-driver -r /etc/qsplit/splitter.ini     reload the config
     qsplit-driver -s /etc/qsplit/splitter.ini     stop after the current batch
     qsplit-driver --status /etc/qsplit/splitter.ini
+    qsplit-driver --status --json /etc/qsplit/splitter.ini
     qsplit-driver --once --set loop_delay=0 splitter.ini
 """
 
@@ -131,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     mgmt.add_argument("--reset", dest="manage", action="store_const", const="reset",
                       help="forget the target position: the next batch is applied whatever its ticks")
     mgmt.add_argument("--status", action="store_true",
-                      help="print source lag, pending events, target position and events routed per queue")
+                      help="print this consumer's source lag and pending events, then every consumer on the "
+                           "target: position, lag, last batch, events per queue, dead letters waiting")
+    mgmt.add_argument("--json", action="store_true", help="with --status: print it as JSON, for scripts")
     return p
 
 
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(chosen) > 1:
         print(f"qsplit-driver: error: {' and '.join(chosen)} cannot be combined", file=sys.stderr)
         return EXIT_USAGE
+    if args.json and not args.status:
+        print("qsplit-driver: error: --json goes with --status", file=sys.stderr)
+        return EXIT_USAGE
 
     _stderr_logging(args)
     try:
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         _stderr_logging(args, cfg.job_name)
         for warning in cfg.warnings:
             log.warning("%s", warning)
-        return _status(cfg) if args.status else _manage(cfg, args.manage)
+        return _status(cfg, args.json) if args.status else _manage(cfg, args.manage)
     return _run(cfg, args, overrides, failpoints)
 
 
@@ -222,9 +229,9 @@ def _manage(cfg: Config, what: str) -> int:
     return EXIT_OK
 
 
-def _status(cfg: Config) -> int:
+def _status(cfg: Config, as_json: bool = False) -> int:
     st = status.collect(cfg)
-    sys.stdout.write(status.render(st))
+    sys.stdout.write(status.to_json(st) if as_json else status.render(st))
     return EXIT_OK if st.healthy else EXIT_ERROR
 
 

@@ -31,7 +31,7 @@ STAGED_COLUMNS = (
 )
 
 # a transaction-level advisory lock per source queue and consumer, taken by
-# Source.next_batch until its commit; needs no privilege.  pgq.next_batch_custom
+# Source.next_batch until the caller commits; needs no privilege.  pgq.next_batch_custom
 # reads the open batch without a lock: a second driver reading it while the
 # first one's next_batch is uncommitted would open a batch of its own, which
 # with pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave one
@@ -64,18 +64,19 @@ class Source:
         self._custom = (opts.get("min_lag"), opts.get("min_count"), opts.get("min_interval"))
 
     def register(self) -> bool:
-        """Register the consumer on the queue; True when it was not registered yet."""
+        """Register the consumer on the queue (takes effect at commit()); True
+        when it was not registered yet."""
         with self.conn.cursor() as cur:
             cur.execute("select pgq.register_consumer(%s, %s)", (self.queue_name, self.consumer_name))
             (created,) = cur.fetchone()
-        self.conn.commit()
         return created == 1
 
     def next_batch(self) -> Batch | None:
         """Take the next batch (or the one still open for this consumer), with
-        the query text that reads its events, in one round trip, and commit.
+        the query text that reads its events, in one round trip.  The caller
+        commits at once (the advisory lock is held until then).
 
-        The commit matters: once taken, a batch keeps its ticks until
+        That commit matters: once taken, a batch keeps its ticks until
         finish_batch, so a crash anywhere later hands the driver the very
         same batch again, which the target recognises as applied.  (Left
         uncommitted, a re-taken batch could cover other ticks when
@@ -107,7 +108,6 @@ class Source:
                 self.conn.rollback()
                 cur.execute(query.format(event_sql="null::text"), args)
             row = cur.fetchone()
-        self.conn.commit()
         if row is None or row[0] is None:
             return None
         return Batch(*row)
@@ -146,13 +146,13 @@ class Source:
 
     def is_open(self, batch_id: int) -> bool:
         """Whether *batch_id* is still this consumer's open batch (another
-        driver on the same consumer may have finished it meanwhile)."""
+        driver on the same consumer may have finished it meanwhile).  Reads
+        only; the caller ends the transaction."""
         with self.conn.cursor() as cur:
             cur.execute(
                 "select current_batch from pgq.get_consumer_info(%s, %s)", (self.queue_name, self.consumer_name)
             )
             row = cur.fetchone()
-        self.conn.commit()
         return row is not None and row[0] == batch_id
 
     def finish_batch(self, batch_id: int) -> bool:

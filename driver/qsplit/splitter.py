@@ -1,10 +1,11 @@
-"""The consumer loop: next batch -> stream -> apply_batch -> commit target ->
-finish_batch -> commit source.
+"""The consumer loop: next batch -> commit source -> stream -> apply_batch ->
+commit target -> finish_batch -> commit source.
 
-Every transaction boundary is an explicit commit.  The target commit (events
-plus the consumer's new position) comes before pgq.finish_batch on the
-source, so a crash between the two replays the batch, and apply_batch
-recognises it as applied.
+Every transaction boundary is an explicit commit, here in the loop: the
+Source and Target methods never commit (as in python-pgq's work()).  The
+target commit (events plus the consumer's new position) comes before
+pgq.finish_batch on the source, so a crash between the two replays the
+batch, and apply_batch recognises it as applied.
 """
 
 from __future__ import annotations
@@ -130,11 +131,15 @@ class Splitter:
         self.target = Target(dst)
         self.connected_at = time.monotonic()
         self.target.prepare()
+        self.target.commit()
         taken = self.target.take_over_position(cfg.consumer_name)
+        self.target.commit()
         if taken is not None:
             log.info("consumer %r: took over position tick %d from pgq_ext.completed_tick (queue_splitter's)",
                      cfg.consumer_name, taken)
-        if self.source.register():
+        registered = self.source.register()
+        self.source.commit()
+        if registered:
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
         self.metrics.connected()
 
@@ -163,6 +168,10 @@ class Splitter:
 
         self.metrics.begin()
         batch = source.next_batch()
+        # committed at once: a batch once taken keeps its ticks until
+        # finish_batch, so a crash anywhere later gets the very same batch
+        # again, which the target recognises as applied (see Source.next_batch)
+        source.commit()
         self.metrics.taken(batch)
         if batch is None:
             return None
@@ -228,7 +237,9 @@ class Splitter:
         try:
             self.target.conn.rollback()
             self.source.conn.rollback()
-            return not self.source.is_open(batch.batch_id)
+            still_open = self.source.is_open(batch.batch_id)
+            self.source.commit()
+            return not still_open
         except psycopg2.Error:
             return False
 

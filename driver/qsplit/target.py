@@ -33,10 +33,10 @@ class Target:
         self.conn = conn
 
     def prepare(self) -> None:
-        """Create this session's staging table (once per connection)."""
+        """Create this session's staging table (once per connection, in a
+        transaction of its own: the caller commits)."""
         with self.conn.cursor() as cur:
             cur.execute("select qsplit.prepare_staging()")
-        self.conn.commit()
 
     def copy_in(self, stream) -> int:
         """Load COPY text from *stream* (a file-like with read()) into staging,
@@ -73,11 +73,11 @@ class Target:
 
     def take_over_position(self, consumer_name: str) -> int | None:
         """Start from queue_splitter's pgq_ext.completed_tick position when
-        this consumer has none here yet; returns the tick taken over."""
+        this consumer has none here yet (takes effect at commit()); returns
+        the tick taken over."""
         with self.conn.cursor() as cur:
             cur.execute("select qsplit.take_over_position(%s)", (consumer_name,))
             (tick,) = cur.fetchone()
-        self.conn.commit()
         return tick
 
     def commit(self) -> None:

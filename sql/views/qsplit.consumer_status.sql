@@ -3,7 +3,9 @@
 --
 --      One row per consumer known on this target: its position (the last
 --      source tick and batch applied), when that batch was applied and how
---      long ago, and the events routed in total and per target queue.
+--      long ago, the events routed in total and per target queue, and
+--      the dead letters of the consumer waiting in qsplit.dead_letter
+--      (for qsplit.replay_dead_letters or discard_dead_letters).
 --      The source-side facts (lag, pending events) live on the source:
 --      pgq.get_consumer_info(); `qsplit-driver --status` shows both.
 --
@@ -25,7 +27,9 @@ select c.consumer_name,
        coalesce(s.events_routed, 0)::bigint as events_routed,
        coalesce(s.events_by_queue, '{}'::jsonb) as events_by_queue,
        coalesce(s.events_by_action, '{}'::jsonb) as events_by_action,
-       (select o.rolname from pg_catalog.pg_roles o where o.oid operator(pg_catalog.=) c.owner_role) as owner_name
+       (select o.rolname from pg_catalog.pg_roles o where o.oid operator(pg_catalog.=) c.owner_role) as owner_name,
+       (select pg_catalog.count(*) from qsplit.dead_letter d
+         where d.consumer_name operator(pg_catalog.=) c.consumer_name) as dead_letters_waiting
   from qsplit.consumer c
   left join lateral (
         select sum(st.n_events) filter (where st.action = 'inserted') as events_routed,
