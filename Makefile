@@ -53,7 +53,8 @@ BENCH_PLOT ?= docs/benchmark.png
 bench: prereqs venv
 	$(BIN)/python bench/bench.py --plot $(BENCH_PLOT) $(BENCH_ARGS)
 
-# not part of `make test` (which runs a 30 s version): SOAK_SECONDS=300 by default
+# not part of `make test` (which runs a 20 s version of each mode): SOAK_SECONDS=300 by default,
+# SOAK_READ_AHEAD=1 by default (the overlapping loop; 0: the sequential one)
 soak: prereqs venv
 	$(BIN)/python tests/soak.py
 

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_CLUSTER_SCRIPT = REPO / "scripts" / "target-cluster.sh"
 MODES = ("one", "two")
 # throughput scenarios run in every mode; the others on one server only
-SCENARIOS = ("limit", "qsplit", "original", "big_batch", "per_event", "latency")
+SCENARIOS = ("limit", "qsplit", "qsplit_seq", "original", "big_batch", "per_event", "latency")
 ONE_SERVER_ONLY = ("big_batch", "per_event", "latency")
 LOOP_DELAY = 0.1
 
@@ -43,18 +43,25 @@ LOOP_DELAY = 0.1
 @dataclass(frozen=True)
 class Sizes:
     batch_sizes: tuple[int, ...] = (10_000, 1_000, 100)
-    events: int = 200_000          # per batch size ...
-    small_events: int = 50_000     # ... except batches under 1,000 events (2,000 s of batches otherwise)
+    # events per run: 20 batches of 10,000, 100 of 1,000, 200 of 100 (the
+    # small batches are bound by per-batch costs: more of them would only
+    # make make bench longer)
+    events: int = 200_000          # batches of 10,000 events or more
+    mid_events: int = 100_000      # batches of 1,000 to 9,999
+    small_events: int = 20_000     # smaller batches
     big: int = 1_000_000
     per_event: int = 10_000
     latency_seconds: float = 10.0
     latency_rate: float = 200.0
 
     def events_for(self, batch_size: int) -> int:
-        return self.events if batch_size >= 1_000 else self.small_events
+        if batch_size >= 10_000:
+            return self.events
+        return self.mid_events if batch_size >= 1_000 else self.small_events
 
 
-QUICK = Sizes(batch_sizes=(500, 50), events=2_000, small_events=500, big=5_000, per_event=200, latency_seconds=1.5)
+QUICK = Sizes(batch_sizes=(500, 50), events=2_000, mid_events=1_000, small_events=500, big=5_000, per_event=200,
+              latency_seconds=1.5)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -173,7 +180,7 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
     any_ctx = next(iter(contexts.values()))
     server, src = any_ctx.src, any_ctx.src_db
     queues = {}
-    if only & {"limit", "qsplit", "original", "per_event"}:
+    if only & {"limit", "qsplit", "qsplit_seq", "original", "per_event"}:
         for bs in sizes.batch_sizes:
             queues[bs] = fill_queue(server, src, f"bench_b{bs}", sizes.events_for(bs), bs)
     big = fill_queue(server, src, "bench_big", sizes.big, sizes.big) if "big_batch" in only else None
@@ -188,9 +195,13 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
             if "limit" in only:
                 _record(out, mode, "limit", r, scenarios.limit(ctx, limit_queue))
             for bs in sizes.batch_sizes:
-                if "qsplit" in only:
+                if "qsplit" in only:  # read_ahead = 1
                     _record(out, mode, f"qsplit_{bs}", r,
                             scenarios.splitter_run(ctx, queues[bs], f"qs_{mode}_{bs}_r{r}", args.phases))
+                if "qsplit_seq" in only:  # read_ahead = 0, the default
+                    _record(out, mode, f"qsplit_seq_{bs}", r,
+                            scenarios.splitter_run(ctx, queues[bs], f"qseq_{mode}_{bs}_r{r}", args.phases,
+                                                   read_ahead=False))
                 if "original" in only:
                     _record(out, mode, f"original_{bs}", r,
                             scenarios.original_run(ctx, queues[bs], f"orig_{mode}_{bs}_r{r}"))

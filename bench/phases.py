@@ -26,9 +26,19 @@ class PhaseTimer:
         self.calls: Counter[str] = Counter()
 
     def attach(self, splitter) -> None:
+        """Time *splitter*'s steps.  With read_ahead, the second target
+        session counts under the same labels, the read-ahead consumer's
+        round trip (finish + move + next batch) as read_ahead.take, and the
+        steps of two batches overlap: their seconds add up to more than the
+        run's."""
         for side, name in STEPS:
-            obj = getattr(splitter, side)
-            setattr(obj, name, self._timed(f"{side}.{name}", getattr(obj, name)))
+            for attr in (side, "target2") if side == "target" else (side,):
+                obj = getattr(splitter, attr, None)
+                if obj is not None:
+                    setattr(obj, name, self._timed(f"{side}.{name}", getattr(obj, name)))
+        pipeline = getattr(splitter, "pipeline", None)
+        if pipeline is not None:
+            pipeline.source.take = self._timed("read_ahead.take", pipeline.source.take)
 
     def _timed(self, label: str, fn):
         def timed(*args, **kwargs):

@@ -30,7 +30,8 @@ def draw(summary: dict, path: Path) -> bool:
     for ax, (mode, m) in zip(axes[0], modes):
         rows = sorted(m["by_batch_size"], key=lambda r: r["batch_size"])
         sizes = [r["batch_size"] for r in rows]
-        for key, label, style in (("qsplit", "qsplit", "o-"), ("original", "original (python-pgq SerialConsumer)", "s--")):
+        for key, label, style in (("qsplit", "qsplit, read_ahead = 1", "o-"), ("qsplit_seq", "qsplit, read_ahead = 0", "o:"),
+                                  ("original", "original (python-pgq SerialConsumer)", "s--")):
             pts = [(r["batch_size"], r[key]) for r in rows if r[key]]
             if pts:
                 ax.plot(*zip(*pts), style, label=label)

@@ -115,15 +115,17 @@ def limit(ctx: Context, queue: SourceQueue) -> dict:
 
 
 # qsplit through the Splitter loop, in this process ---------------------------
-def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool = False) -> dict:
+def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool = False,
+                 read_ahead: bool = True) -> dict:
     """Every batch of *queue* through Splitter.run(once=True), the loop of
     qsplit-driver --once, timed from the first next_batch to the last commit
     (connections are opened before the clock starts, as in a running daemon).
-    With *phases*, also the seconds spent in each step of the loop."""
+    *read_ahead*: the ini's read_ahead.  With *phases*, also the seconds
+    spent in each step of the loop."""
     names = target_queue_names()
     reset_target_queues(ctx.dst, ctx.dst_db, names)
     register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
-    splitter = Splitter(load(ctx.write_ini(consumer, queue.name, consumer)))
+    splitter = Splitter(load(ctx.write_ini(consumer, queue.name, consumer, read_ahead="1" if read_ahead else "0")))
     splitter.connect()
     timer = PhaseTimer()
     if phases:

@@ -30,6 +30,13 @@ VERSION_TABLE = "alembic_version"
 # one lock id for every qsplit schema change on a database: two installs at
 # once queue up instead of racing
 ADVISORY_LOCK_ID = 0x7173706C  # 'qspl'
+# The installer runs as a superuser: no name it uses may resolve to an object
+# someone else created.  With public on the path, a look-alike such as
+# public.pg_advisory_xact_lock(integer) or an operator public.=(varchar, text)
+# matches the argument types better than pg_catalog's and wins
+# (CVE-2018-1058).  Views bind their functions at creation, so this also
+# decides what the views call.  pg_temp last: never searched for functions.
+SEARCH_PATH = "pg_catalog, pg_temp"
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -135,7 +142,9 @@ def run_migrations_offline() -> None:
     # (no bind-parameter or %% processing), as the online path runs them
     write = context.get_context().impl.static_output
     with context.begin_transaction():
-        context.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
+        # psql's session has the DBA's search_path: pin it for the transaction
+        write(f"SET LOCAL search_path = {SEARCH_PATH};\n")
+        context.execute(f"SELECT pg_catalog.pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
         write(_OFFLINE_CHECK_PGQ)
         expected = "null" if start is None else "'" + start.replace("'", "''") + "'"
         write(_OFFLINE_CHECK_REVISION.format(expected=expected, schema=SCHEMA, table=VERSION_TABLE))
@@ -150,10 +159,15 @@ def run_migrations_online() -> None:
 
     def connect():
         try:
-            return psycopg2.connect(dsn)
+            conn = psycopg2.connect(dsn)
         except psycopg2.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise CommandError(f"cannot connect to the target database: {first}") from None
+        # before anything runs on it, SQLAlchemy's own first queries included
+        with conn.cursor() as cursor:
+            cursor.execute(f"set search_path = {SEARCH_PATH}")
+        conn.commit()
+        return conn
 
     engine = create_engine("postgresql+psycopg2://", creator=connect, poolclass=NullPool)
     with engine.connect() as connection:
@@ -168,7 +182,7 @@ def run_migrations_online() -> None:
         )
         with context.begin_transaction():
             with raw.cursor() as cursor:
-                cursor.execute("select pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
+                cursor.execute("select pg_catalog.pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
                 cursor.execute(f"create schema if not exists {SCHEMA}")
             context.run_migrations()
             if set(context.get_context().get_current_heads()) == _script_heads():

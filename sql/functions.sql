@@ -31,6 +31,7 @@
 -- Group: Internal helpers
 \ir functions/qsplit._claim_consumer.sql
 \ir functions/qsplit._pgq_ext_table.sql
+\ir functions/qsplit._route_pattern_problem.sql
 \ir functions/qsplit._route_column.sql
 \ir functions/qsplit._check_queue_field.sql
 \ir functions/qsplit._check_policies.sql

@@ -20,7 +20,8 @@ grant execute on function
     qsplit.prepare_staging(),
     qsplit.take_over_position(text),
     qsplit.reset_position(text),
-    qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz)
+    qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz,
+                       integer, text, text)
   to qsplit_writer;
 
 grant execute on function

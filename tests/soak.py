@@ -233,11 +233,13 @@ def setup(src_dsn: str, dst_dsn: str) -> None:
 
 
 def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
-        kill_every: tuple[float, float] = (0.3, 4.0)) -> SoakReport:
+        kill_every: tuple[float, float] = (0.3, 4.0), read_ahead: bool = False) -> SoakReport:
+    """*read_ahead*: the driver overlaps batches (read_ahead = 1)."""
     rng = random.Random(seed)
     cluster = Cluster(src_dsn=src_dsn, dst_dsn=dst_dsn, workdir=workdir)
     setup(src_dsn, dst_dsn)
-    ini = cluster.write_ini(job_name=CONSUMER, pgq_queue_name=QUEUE, loop_delay="0.1")
+    ini = cluster.write_ini(job_name=CONSUMER, pgq_queue_name=QUEUE, loop_delay="0.1",
+                            read_ahead="1" if read_ahead else "0")
     first = cluster.run_driver("--once", str(ini))  # registers the consumer
     if first.returncode != 0:
         raise RuntimeError(f"driver could not register: {first.stderr}{cluster.log_text(CONSUMER)}")
@@ -279,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "300")))
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--prefix", default=os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit"))
+    p.add_argument("--read-ahead", type=int, choices=(0, 1), default=int(os.environ.get("SOAK_READ_AHEAD", "1")),
+                   help="the driver's read_ahead (default 1, or SOAK_READ_AHEAD)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -287,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
           scratch_db("soak_dst", prefix=args.prefix, keep=True) as dst,
           tempfile.TemporaryDirectory(prefix="qsplit-soak-") as tmp):
         install_qsplit(dst)
-        log.info("soak: %.0f s, seed %d, source %s, target %s", args.seconds, seed, src, dst)
-        report = run(src, dst, Path(tmp), args.seconds, seed)
+        log.info("soak: %.0f s, seed %d, read_ahead %d, source %s, target %s", args.seconds, seed, args.read_ahead,
+                 src, dst)
+        report = run(src, dst, Path(tmp), args.seconds, seed, read_ahead=bool(args.read_ahead))
     for line in report.lines():
         log.info("%s", line)
     return 0 if report.ok else 1

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 import psycopg2
 import pytest
+
+from helpers import wait_for
+
 
 
 def staged_session(cluster, rows):
@@ -36,6 +38,7 @@ def staged_session(cluster, rows):
 
 T1 = "2026-01-01 00:00:01+00"
 T2 = "2026-01-01 00:00:02+00"
+T3 = "2026-01-01 00:00:03+00"
 T5 = "2026-01-01 00:00:05+00"
 
 
@@ -197,30 +200,47 @@ def test_position_without_tick_time_checks_ids_only(queues):
 
 
 def test_two_sessions_on_one_consumer_apply_once(queues):
-    """The second session blocks on the consumer's position row while the
-    first holds it, then finds the batch applied and writes nothing."""
+    """Two sessions apply the same batch at the same moment.  A third one
+    holds the consumer's position row FOR SHARE until both appliers are seen
+    waiting on a lock, then lets go: both have started before either could
+    read the position.  The row lock apply_batch takes serialises them: one
+    applies, the other then finds the batch applied and writes nothing.
+    (Without it both read the old position, wait only at the UPDATE, and
+    apply the batch twice: that fails here every time, not by chance.)"""
     c = queues
-    first = staged_session(c, [(1, "t", "one", "qa")])
-    second = staged_session(c, [(1, "t", "one", "qa")])
-    apply(first)  # holds the row lock until commit
-    result = {}
+    earlier = staged_session(c, [(1, "t", "zero", "qa")])
+    assert apply(earlier) == [("qa", 1, "inserted")]  # the position row exists, at tick 2
+    earlier.commit()
 
-    def run_second():
-        result["rows"] = apply(second)
-        second.commit()
+    appliers = [staged_session(c, [(2, "t", "one", "qa")]) for _ in range(2)]
+    holder = c.dst()
+    holder.autocommit = False
+    with holder.cursor() as cur:
+        cur.execute("select 1 from qsplit.consumer where consumer_name = 'c1' for share")
+    results: dict[int, object] = {}
 
-    t = threading.Thread(target=run_second)
-    t.start()
-    deadline = time.monotonic() + 30
-    waiting = [(0,)]
-    while waiting != [(1,)] and time.monotonic() < deadline:
-        time.sleep(0.05)
-        waiting = c.dst_exec(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
-        )
-    assert waiting == [(1,)], "the second apply_batch must wait for the first one's row lock"
-    assert t.is_alive()
-    first.commit()
-    t.join(10)
-    assert result["rows"] == [(None, 1, "already_applied")]
-    assert len(c.target_events("qa")) == 1
+    def run(i: int, conn) -> None:
+        try:
+            results[i] = apply(conn, batch=2, prev=2, cur=3, prev_time=T2, cur_time=T3)
+            conn.commit()
+        except psycopg2.Error as exc:  # reported by the asserts below
+            conn.rollback()
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, conn)) for i, conn in enumerate(appliers)]
+    for t in threads:
+        t.start()
+    pids = [conn.info.backend_pid for conn in appliers]
+    wait_for(lambda: c.dst_exec("select count(*) from pg_stat_activity"
+                                " where pid = any (%s) and wait_event_type = 'Lock'", (pids,)) == [(2,)],
+             30, "both appliers to wait on a lock")
+    # the holder's lock is what they wait for (the second may queue behind the first)
+    assert c.dst_exec("select bool_or(%s = any (pg_blocking_pids(p))) from unnest(%s::int[]) p",
+                      (holder.info.backend_pid, pids)) == [(True,)]
+    assert results == {}
+    holder.rollback()
+    for t in threads:
+        t.join(30)
+    assert sorted(results.values(), key=str) == [[("qa", 1, "inserted")], [(None, 1, "already_applied")]]
+    assert [r[2] for r in c.target_events("qa")] == ["zero", "one"]
+    assert c.dst_exec("select last_tick_id from qsplit.consumer where consumer_name = 'c1'") == [(3,)]

@@ -32,16 +32,17 @@ def test_bench_quick_runs_every_measurement(tmp_path):
     sizes = doc["sizes"]
     expected = ["limit", "per_event", "big_batch", "latency"]
     for bs in sizes["batch_sizes"]:
-        expected += [f"qsplit_{bs}", f"original_{bs}"]
+        expected += [f"qsplit_{bs}", f"qsplit_seq_{bs}", f"original_{bs}"]
     for name in expected:
         assert len(runs[name]) == 1, name
     for name in expected[:3] + expected[4:]:
         run = runs[name][0]
         assert run["events"] > 0 and run["events_per_s"] > 0, (name, run)
     for bs in sizes["batch_sizes"]:
-        n = sizes["events"] if bs >= 1000 else sizes["small_events"]
+        n = sizes["events"] if bs >= 10_000 else sizes["mid_events"] if bs >= 1000 else sizes["small_events"]
         # the peer row moves the same events through python-pgq, batch by batch
-        assert runs[f"qsplit_{bs}"][0]["events"] == runs[f"original_{bs}"][0]["events"] == n
+        assert runs[f"qsplit_{bs}"][0]["events"] == runs[f"qsplit_seq_{bs}"][0]["events"] == n
+        assert runs[f"original_{bs}"][0]["events"] == n
         assert runs[f"original_{bs}"][0]["batches"] == -(-n // bs)
     rows = doc["summary"]["modes"]["one"]["by_batch_size"]
     assert [r["batch_size"] for r in rows] == sizes["batch_sizes"]

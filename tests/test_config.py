@@ -144,11 +144,11 @@ def test_batch_collect_events_is_passed_to_next_batch_custom(cluster):
 
 def test_unknown_keys_and_use_skylog_warn_once(cluster):
     _queues(cluster)
-    ini = cluster.write_ini(use_skylog="1", pgq_lazy_fetch="500", colour="blue")
+    ini = cluster.write_ini(use_skylog="1", pgq_lazy_fetch="500", colour="blue")  # the original's key is known
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
     log = cluster.log_text()
-    assert log.count("unknown key(s) ignored: colour, pgq_lazy_fetch") == 1
+    assert log.count("unknown key(s) ignored: colour ") == 1
     assert log.count("use_skylog is not supported and is ignored") == 1
     quiet = cluster.write_ini(name="quiet.ini", use_skylog="0")
     assert cluster.run_driver("--once", str(quiet)).returncode == 0

@@ -104,7 +104,8 @@ def test_rewind_without_target_position_and_while_running(cluster):
     ini = _setup(cluster)
     _ok(cluster.run_driver("--register", str(ini)))
     result = cluster.run_driver("--rewind", str(ini))
-    assert result.returncode == 1 and "has no position on the target" in result.stderr
+    # a warning and exit 0, as the original's "No tick found on dst side"
+    assert result.returncode == 0 and "WARNING" in result.stderr and "has no position on the target" in result.stderr
     assert "Traceback" not in result.stderr
 
     live = subprocess.Popen(["sleep", "60"])

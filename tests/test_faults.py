@@ -203,10 +203,11 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     try:
         wait_for(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
         holder.commit()
-        for _ in range(6):  # and more while they run
+        for _ in range(6):  # and more while they run, each once they have moved on
+            applied = _target_position(cluster)
             produce(cluster, TARGETS, 2000, start=produced)
             produced += 2000
-            time.sleep(0.05)
+            wait_for(lambda: _target_position(cluster) != applied, 60, "the drivers to apply another batch")
         wait_for(lambda: drained(cluster), 90, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
     finally:
@@ -225,6 +226,11 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     pids = {str(d.pid) for d in drivers}
     assert len(appliers) == 1 and appliers <= pids and pids - appliers <= skippers, first
     assert "ERROR" not in log and "lost its position" not in log and "Traceback" not in log, log
+
+
+def _target_position(cluster) -> int | None:
+    rows = cluster.dst_exec("select last_tick_id from qsplit.consumer where consumer_name = 'test_splitter'")
+    return rows[0][0] if rows else None
 
 
 def _waiting_on_lock(cluster) -> list[int]:

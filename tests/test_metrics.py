@@ -99,8 +99,9 @@ def test_metrics_equal_what_the_target_received_and_survive_reloads(queues):
     ini = c.write_ini(metrics_port=str(port), loop_delay="0.05")
     with_driver = Driver(c, str(ini))
     try:
-        wait_for(lambda: not port_is_free(port) or not process_alive(with_driver.pid), what="the metrics server")
-        first = scrape(port)
+        # (never probe by binding the port: the driver may be binding it just then)
+        first = wait_for(lambda: _try_scrape(port) or not process_alive(with_driver.pid) and with_driver.stderr(),
+                         what="the metrics server")
         # present before any batch: build info, the step series, the gauges
         assert value(first, "qsplit_build_info", version=__import__("qsplit").__version__,
                      consumer="test_splitter", source_queue="singlequeue") == 1.0

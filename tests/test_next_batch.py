@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import closing
 
 import psycopg2
 import psycopg2.extensions
 
+from helpers import wait_for
 from qsplit.source import NEXT_BATCH_LOCK, Source
 from qsplit.target import Target
 
@@ -35,15 +35,11 @@ def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
     got = {}
     thread = threading.Thread(target=lambda: got.setdefault("batch", second.next_batch()))
     thread.start()
-    deadline = time.monotonic() + 20
-    waiting = []
-    while not waiting and time.monotonic() < deadline:
-        time.sleep(0.05)
-        waiting = c.src_exec(
-            "select 1 from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'"
-            " and datname = current_database()"
-        )
-    assert waiting, "the second next_batch must wait for the first one to commit"
+    # the second next_batch must wait for the first one to commit
+    wait_for(lambda: c.src_exec("select 1 from pg_stat_activity where pid = %s and wait_event_type = 'Lock'"
+                                " and wait_event = 'advisory'", (second_conn.info.backend_pid,)),
+             20, "the second next_batch to wait on the advisory lock")
+    assert "batch" not in got
     first.commit()
     thread.join(20)
     assert got["batch"].batch_id == first_batch

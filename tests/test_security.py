@@ -5,11 +5,15 @@ these tests check."""
 from __future__ import annotations
 
 import io
+import subprocess
+import time
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
-from helpers import CONSUMER, DST_DRIVER_ROLE, PREFIX, cluster_role, dsn_as, produce, run_ok, setup_source
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_USER, PREFIX, Cluster, cluster_role, dsn_as, dsn_for, install_qsplit,
+                     produce, run_ok, run_sql, scratch_db, setup_source)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
@@ -119,9 +123,10 @@ def _newest_tick(cluster) -> int:
                             " where q.queue_name = 'singlequeue'")[0][0]
 
 
-def _position(cluster) -> tuple:
-    return cluster.dst_exec("select last_tick_id, last_tick_time from qsplit.consumer where consumer_name = %s",
-                            (CONSUMER,))[0]
+def _position(cluster) -> tuple | None:
+    rows = cluster.dst_exec("select last_tick_id, last_tick_time from qsplit.consumer where consumer_name = %s",
+                            (CONSUMER,))
+    return rows[0] if rows else None
 
 
 def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
@@ -188,6 +193,14 @@ def test_status_views_show_writers_only_their_own_consumers(cluster):
             seen[name] = (consumers, [r for (r,) in cur.fetchall()])
     assert seen == {"other": ([], []), "mine": ([CONSUMER], [CONSUMER]),
                     "admin": (["nobodys", CONSUMER], [CONSUMER])}
+    # a function of the reader's making in WHERE sees no hidden row
+    with other.cursor() as cur:
+        cur.execute("create function pg_temp.leak(text) returns boolean language plpgsql cost 0.0001 as"
+                    " $$ begin raise notice 'leaked %', $1; return true; end $$")
+        for view in ("consumer_status", "queue_status"):
+            cur.execute(f"select * from qsplit.{view} where pg_temp.leak(consumer_name)")
+            assert cur.fetchall() == []
+    assert not [n for n in other.notices if "leaked" in n], other.notices
 
 
 def test_admin_names_the_owner_of_a_consumer(cluster):
@@ -215,3 +228,430 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     new_ini = c.write_ini(name="other.ini", dst_db=dsn_as(c.dst_dsn, other))
     run_ok(c, new_ini)
     assert len(c.target_events("a")) == 2
+
+
+# --- items 4 and 5: no routing value stops the consumer or exhausts the server
+
+
+def _long_value(n: int = 8000) -> str:
+    """A routing value far beyond what a btree entry takes, incompressible."""
+    import base64
+    import os
+
+    return "q" + base64.b64encode(os.urandom(n)).decode()[: n - 1]
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter", "create"])
+def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, policy):
+    """An 8 kB routing value stopped the consumer for good (btree 'index row
+    size exceeds' on queue_stats, the dead-letter index, pgq's queue_name):
+    now the valid events of the batch arrive and the long one gets the
+    policy, with its own reason."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(on_unknown_queue=policy)
+    setup_source(c, ini)
+    poison = _long_value()
+    produce(c, ["a", poison, "a", poison, "a"])
+    run_ok(c, ini)
+    assert len(c.target_events("a")) == 3
+    assert c.dst_exec("select count(*) from pgq.queue where length(queue_name) > 1024") == [(0,)]
+    stats = c.dst_exec("select action, n_events, queue_name = %s from qsplit.queue_stats where queue_name <> 'a'",
+                       (poison,))
+    if policy == "skip":
+        assert stats == [("skipped", 2, True)]
+    else:  # dead_letter, and create's fallback (dead_letter by default)
+        assert stats == [("dead_letter", 2, True)]
+        assert c.dst_exec("select reason, route_value = %s, ev_data from qsplit.dead_letter order by ev_id",
+                          (poison,)) == [("invalid_queue_name", True, "n=1"), ("invalid_queue_name", True, "n=3")]
+    # and the consumer goes on
+    produce(c, ["a"])
+    run_ok(c, ini)
+    assert len(c.target_events("a")) == 4
+
+
+def _commit_probe(cluster) -> None:
+    """Record, at the commit of every transaction that counts a batch, the
+    locks it holds and the synchronous_commit in force (a deferred
+    constraint trigger fires inside COMMIT, just before the commit record)."""
+    cluster.dst_exec(
+        "create table public.commit_probe (locks bigint, sync text);"
+        " create function public.commit_probe() returns trigger language plpgsql security definer"
+        " set search_path = pg_catalog as $$ begin"
+        "   insert into public.commit_probe select (select count(*) from pg_locks where pid = pg_backend_pid()),"
+        "          current_setting('synchronous_commit');"
+        "   return null; end $$;"
+        " create constraint trigger commit_probe after insert or update on qsplit.consumer"
+        " deferrable initially deferred for each row execute function public.commit_probe()")
+
+
+@pytest.mark.parametrize("limit", [None, "100000"])
+def test_create_policy_is_capped_per_batch(cluster, limit):
+    """2,000 distinct unknown names in one batch with on_unknown_queue =
+    create took ~40 locks each and ran the server out of shared memory, for
+    good: now at most create_limit queues are made (20 by default, and
+    never more than a quarter of the server's lock table allows, whatever
+    create_limit says), the rest get create_fallback, and the batch holds
+    far fewer locks than a default server has (max_locks_per_transaction
+    64 x max_connections 100)."""
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="create", create_limit=limit)
+    setup_source(c, ini)
+    ((lock_table,),) = c.dst_exec(
+        "select current_setting('max_locks_per_transaction')::int"
+        " * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)")
+    expected = 20 if limit is None else lock_table // 160
+    names = [f"new_{i:04d}" for i in range(2000)]
+    produce(c, names + ["new_0007"])  # new_0007: two events, created first
+    _commit_probe(c)
+    run_ok(c, ini)
+    created = [r for (r,) in c.dst_exec("select queue_name from pgq.queue order by 1")]
+    assert len(created) == expected and "new_0007" in created
+    assert c.dst_exec("select reason, count(*) from qsplit.dead_letter group by 1") == [("create_limit", 2000 - expected)]
+    assert all(len(c.target_events(q)) == (2 if q == "new_0007" else 1) for q in created)
+    ((locks, _sync),) = c.dst_exec("select max(locks), min(sync) from public.commit_probe")
+    assert locks < (64 * 100 // 4 if limit is None else lock_table // 4 + 1000), locks
+
+
+def test_create_policy_allow_list(cluster):
+    """With create_pattern, create makes only names it allows or a route
+    rule names; the others get create_fallback (here: skip)."""
+    c = cluster
+    ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip")
+    setup_source(c, ini)
+    c.dst_exec(r"select qsplit.add_route(%s, 'ruled\.(.*)', 'Ruled-\1')", (CONSUMER,))
+    produce(c, ["ok_one", "not ok", "ruled.x", "OK_two"])
+    run_ok(c, ini)
+    assert sorted(r for (r,) in c.dst_exec("select queue_name from pgq.queue")) == ["Ruled-x", "ok_one"]
+    assert sorted(c.dst_exec("select queue_name, action, n_events from qsplit.queue_stats")) == [
+        ("OK_two", "skipped", 1), ("Ruled-x", "inserted", 1), ("not ok", "skipped", 1), ("ok_one", "inserted", 1)]
+
+
+# --- item 6: no route rule can hold the consumer forever
+
+BOMB = r"(a*)(a*)(a*)(a*)(a*)(a*)(a*)(a*)\8\7\6\5\4\3\2\1"
+
+
+def test_add_route_refuses_back_references(cluster):
+    c = cluster
+    for pattern in (BOMB, r"(x)\1", r"[\1]"):
+        assert sqlstate_of(c.dst(), "select qsplit.add_route('c', %s, 't')", (pattern,)) == "QS010", pattern
+    # an escaped backslash before a digit is no back-reference
+    c.dst_exec(r"select qsplit.add_route('c', '(x)\\1', 't')")
+    assert c.dst_exec("select count(*) from qsplit.route") == [(1,)]
+
+
+def test_apply_batch_is_bounded_by_apply_timeout(cluster):
+    """A back-reference rule from before add_route refused them (written
+    into qsplit.route directly) ran without bound on a 41-character value:
+    apply_timeout cancels the batch, nothing is applied, and the consumer
+    runs again once the rule is gone."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(apply_timeout="1")
+    setup_source(c, ini)
+    c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
+               (CONSUMER, BOMB))
+    produce(c, ["a" * 41, "b"])
+    before = _position(c)
+    started = time.monotonic()
+    result = c.run_driver("--once", str(ini), timeout=60)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "57014" in c.log_text() or "statement timeout" in c.log_text()
+    assert _position(c) == before and c.target_events("a") == []
+    c.dst_exec("delete from qsplit.route")
+    c.dst_exec("select pgq.create_queue('b'); select pgq.create_queue(repeat('a', 41))")
+    run_ok(c, ini)
+    assert len(c.target_events("b")) == 1
+
+
+# --- item 10: the commit that records a batch is durable whatever the settings
+
+
+def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    dbname = c.dst_exec("select current_database()")[0][0]
+    c.dst_exec(f'alter database "{dbname}" set synchronous_commit = off')
+    c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" set synchronous_commit = off')
+    try:
+        ini = c.write_ini()
+        setup_source(c, ini)
+        _commit_probe(c)
+        for _ in range(2):
+            produce(c, ["a", "a"])
+            run_ok(c, ini)
+        assert len(c.target_events("a")) == 4
+        # the driver's sessions do run with synchronous_commit off ...
+        drv = c.connect_as(DST_DRIVER_ROLE)
+        with drv.cursor() as cur:
+            cur.execute("show synchronous_commit")
+            assert cur.fetchone() == ("off",)
+        # ... but each commit that recorded a batch had it on
+        ((syncs, n),) = c.dst_exec("select array_agg(distinct sync), count(*) from public.commit_probe")
+        assert syncs == ["on"] and n >= 2
+    finally:
+        c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" reset synchronous_commit')
+
+
+# ===========================================================================
+# Driver, installer and local files (sec11drv): items 2, 4 (how errors are
+# logged), 7, 8, 9
+# ===========================================================================
+
+# --- item 2: look-alikes planted in public (CVE-2018-1058) -----------------
+
+PLANTER = f"{PREFIX}_planter"
+
+# Each look-alike matches the argument types of a call qsplit (or a DBA
+# following docs) makes better than the pg_catalog original does, so it wins
+# whenever public is on the search_path.  Every body records that it ran and
+# tries to make the planter a superuser (which works when the caller is one),
+# then answers like the original so nothing else looks wrong.
+_LOOKALIKE_FUNCTIONS = [
+    # (name, argument types, return type)
+    ("pg_advisory_xact_lock", ("integer",), "void"),
+    ("pg_advisory_lock", ("integer",), "void"),
+    ("pg_try_advisory_xact_lock", ("integer",), "boolean"),
+    ("hashtextextended", ("text", "integer"), "bigint"),
+    ("format", ("text", "text"), "text"),
+    ("format", ("text", "text", "text"), "text"),
+    ("format", ("text", "text", "text", "text"), "text"),
+    ("concat", ("text", "text"), "text"),
+    ("to_jsonb", ("text",), "jsonb"),
+    ("jsonb_build_object", ("text", "bigint"), "jsonb"),
+    ("jsonb_build_object", ("text", "text"), "jsonb"),
+    ("array_length", ("text[]", "integer"), "integer"),
+    ("unnest", ("text[]",), "setof text"),
+    ("regexp_replace", ("text", "text", "text"), "text"),
+]
+_LOOKALIKE_AGGREGATES = [
+    # (name, argument types, state type, initial state, step expression)
+    ("jsonb_object_agg", ("text", "bigint"), "jsonb", "{}", "s || pg_catalog.jsonb_build_object(v0, v1)"),
+    ("jsonb_object_agg", ("text", "numeric"), "jsonb", "{}", "s || pg_catalog.jsonb_build_object(v0, v1)"),
+    ("jsonb_agg", ("text",), "jsonb", "[]", "s || pg_catalog.to_jsonb(v0)"),
+    ("array_agg", ("text",), "text[]", "{}", "pg_catalog.array_append(s, v0)"),
+]
+_LOOKALIKE_OPERATORS = [
+    # (operator, left, right, pg_catalog function that answers)
+    ("=", "text", "character varying", "texteq"),
+    ("=", "character varying", "text", "texteq"),
+    ("<>", "text", "character varying", "textne"),
+    ("||", "text", "integer", "textanycat"),
+    ("||", "text", "bigint", "textanycat"),
+    ("||", "integer", "text", "anytextcat"),
+    ("||", "bigint", "text", "anytextcat"),
+]
+
+
+def _planter_role() -> str:
+    admin = dsn_for("postgres")
+    if not run_sql(admin, "select 1 from pg_roles where rolname = %s", (PLANTER,)):
+        run_sql(admin, sql.SQL("create role {} login nosuperuser").format(sql.Identifier(PLANTER)))
+    # a previous run of today's code may have made it one
+    run_sql(admin, sql.SQL("alter role {} nosuperuser").format(sql.Identifier(PLANTER)))
+    return PLANTER
+
+
+def plant_lookalikes(dsn: str) -> None:
+    """As a role that is no superuser and only has CREATE on public (PG15
+    grants that to nobody by default: the DBA did), plant the look-alikes."""
+    role = _planter_role()
+    run_sql(dsn, sql.SQL("grant create, usage on schema public to {}").format(sql.Identifier(role)))
+    planter = psycopg2.connect(dsn.replace(f"user={PG_USER}", f"user={role}"))
+    planter.autocommit = True
+    q = sql.Literal(role)
+    with planter.cursor() as cur:
+        cur.execute("create table public.hijacked (what text, by_role text, at timestamptz default now())")
+        cur.execute("grant insert, select on public.hijacked to public")
+        cur.execute(sql.SQL("""
+            create function public.qsplit_hijack(what text) returns void language plpgsql as $f$
+            begin
+                insert into public.hijacked (what, by_role) values (what, current_user);
+                begin
+                    execute 'alter role ' || quote_ident({}) || ' superuser';
+                exception when others then null;
+                end;
+            end $f$""").format(q))
+        for name, args, returns in _LOOKALIKE_FUNCTIONS:
+            params = ", ".join(f"${i + 1}" for i in range(len(args)))
+            sig = f"public.{name}({', '.join(args)})"
+            if returns == "setof text":
+                body = f"select public.qsplit_hijack('{sig}'); select pg_catalog.{name}({params})"
+            else:
+                body = f"select public.qsplit_hijack('{sig}'); select pg_catalog.{name}({params})::{returns}"
+            cur.execute(f"create function {sig} returns {returns} language sql as $f${body}$f$")
+        for n, (name, args, stype, init, step_expr) in enumerate(_LOOKALIKE_AGGREGATES):
+            sig = f"public.{name}({', '.join(args)})"
+            step = f"public.qsplit_hijack_step_{n}"
+            extra = "".join(f", v{i} {t}" for i, t in enumerate(args))
+            cur.execute(f"create function {step}(s {stype}{extra}) returns {stype} language plpgsql as $f$"
+                        f" begin perform public.qsplit_hijack('aggregate {sig}'); return {step_expr}; end $f$")
+            cur.execute(f"create aggregate {sig} (sfunc = {step}, stype = {stype}, initcond = '{init}')")
+        for i, (op, left, right, original) in enumerate(_LOOKALIKE_OPERATORS):
+            fn = f"public.qsplit_hijack_op_{i}"
+            ret = "boolean" if op in ("=", "<>") else "text"
+            cur.execute(f"create function {fn}(l {left}, r {right}) returns {ret} language plpgsql as $f$"
+                        f" begin perform public.qsplit_hijack('operator {left} {op} {right}');"
+                        f" return pg_catalog.{original}(l, r); end $f$")
+            cur.execute(f"create operator public.{op} (leftarg = {left}, rightarg = {right}, function = {fn})")
+    planter.close()
+
+
+def assert_nothing_hijacked(*dsns: str) -> None:
+    ran = {}
+    for dsn in dsns:
+        rows = run_sql(dsn, "select what, by_role, count(*) from public.hijacked group by 1, 2 order by 1, 2")
+        if rows:
+            ran[dsn.rsplit("dbname=", 1)[1].split()[0]] = rows
+    assert ran == {}, f"look-alikes planted in public ran: {ran}"
+    assert run_sql(dsn_for("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
+
+
+def _offline_script() -> str:
+    from qsplit import install
+
+    return install.sql_script()
+
+
+@pytest.mark.parametrize("how", ["alembic", "sql_script"])
+def test_install_ignores_lookalikes_planted_in_public(how):
+    with scratch_db(f"sec_install_{how}") as dsn:
+        plant_lookalikes(dsn)
+        if how == "alembic":
+            install_qsplit(dsn)
+        else:
+            applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
+                                     input=_offline_script(), capture_output=True, text=True, timeout=120)
+            assert applied.returncode == 0, applied.stderr
+        assert_nothing_hijacked(dsn)
+        # what the views and functions were bound to at install: nothing in
+        # public, whoever reads them later and with whatever search_path
+        assert run_sql(dsn, """
+            select distinct pg_describe_object(d.refclassid, d.refobjid, 0)
+              from pg_depend d
+              join pg_rewrite r on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+              join pg_class v on v.oid = r.ev_class
+             where v.relnamespace = 'qsplit'::regnamespace
+               and d.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass)
+               and case d.refclassid when 'pg_proc'::regclass
+                        then (select pronamespace from pg_proc where oid = d.refobjid)
+                        else (select oprnamespace from pg_operator where oid = d.refobjid)
+                   end not in ('pg_catalog'::regnamespace, 'qsplit'::regnamespace)""") == []
+
+
+# pgq's own SECURITY DEFINER functions pin no search_path (pgq.create_queue
+# runs a public "varchar = text" look-alike as its owner): the test's own
+# calls into pgq, standing in for the DBA and the producers, use this one
+PINNED = " options='-c search_path=pg_catalog,pg_temp'"
+
+
+def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_roles, tmp_path):
+    """Look-alikes on both sides, planted before the install and before the
+    driver runs: the driver's sessions, its --status, the status views and
+    the DBA API called from a psql-like session (search_path "$user",
+    public) run pg_catalog's functions only."""
+    src_role, dst_role = driver_roles
+    s = source_pg.info
+    src_dsn = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}"
+    with scratch_db("sec_driver_dst") as dst_dsn:
+        plant_lookalikes(dst_dsn)
+        install_qsplit(dst_dsn)
+        plant_lookalikes(src_dsn)
+        dbname = dst_dsn.rsplit("dbname=", 1)[1]
+        c = Cluster(src_dsn=src_dsn + PINNED, dst_dsn=dst_dsn + PINNED, workdir=tmp_path,
+                    driver_src_dsn=src_dsn.replace(f"user={s.user}", f"user={src_role}"),
+                    driver_dst_dsn=dsn_for(dbname, dst_role))
+        try:
+            c.dst_exec("select pgq.create_queue('a'); select pgq.create_queue('b')")
+            ini = c.write_ini(on_unknown_queue="dead_letter")
+            setup_source(c, ini)
+            produce(c, ["a", "b", "a", "nowhere"])
+            done = c.run_driver("--once", str(ini))
+            assert done.returncode == 0, done.stderr + c.log_text()
+            assert len(c.target_events("a")) == 2 and len(c.target_events("b")) == 1
+            status = c.run_driver("--status", str(ini))
+            assert status.returncode == 0, status.stdout + status.stderr
+            # a DBA at psql, public on the search_path: the views and the API
+            for statement in ("select * from qsplit.consumer_status",
+                              "select * from qsplit.queue_status",
+                              "select qsplit.add_route('test_splitter', '^nowhere$', 'b', 10)",
+                              "select qsplit.replay_dead_letters('test_splitter', null)",
+                              "select qsplit.remove_route('test_splitter', '^nowhere$')",
+                              "select qsplit.discard_dead_letters('test_splitter', null)",
+                              "select qsplit.reset_position('test_splitter')"):
+                run_sql(dst_dsn, statement)
+            assert len(c.target_events("b")) == 2  # the dead letter, replayed
+            assert_nothing_hijacked(src_dsn, dst_dsn)
+        finally:
+            c.close()
+
+
+# --- item 4 (driver side): only a lost connection is logged as one ----------
+
+def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(cluster):
+    """A lock timeout on the target is an OperationalError to psycopg2, as a
+    lost connection is: the log line must say what it is (its SQLSTATE)."""
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini()
+    setup_source(c, ini)
+    produce(c, ["a", "a"])
+    dbname = c.dst_dsn.rsplit("dbname=", 1)[1]
+    c.dst_exec(sql.SQL("alter database {} set lock_timeout = '300ms'").format(sql.Identifier(dbname)))
+    holder = psycopg2.connect(c.dst_dsn)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("lock table qsplit.consumer in access exclusive mode")
+        failed = c.run_driver("--once", str(ini))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert failed.returncode == 1
+    (line,) = [ln for ln in c.log_text().splitlines() if " ERROR " in ln]
+    assert "[55P03]" in line and "lock timeout" in line, line
+    assert "connection failed" not in line, line
+    # nothing was lost: the next run delivers the batch
+    c.dst_exec(sql.SQL("alter database {} reset lock_timeout").format(sql.Identifier(dbname)))
+    done = c.run_driver("--once", str(ini))
+    assert done.returncode == 0, done.stderr + c.log_text()
+    assert len(c.target_events("a")) == 2
+
+
+def test_error_kinds_from_a_real_server(cluster):
+    """Which real errors count as a lost connection (SQLSTATE class 08,
+    57P01-57P03, or a closed connection) and which are logged with their
+    SQLSTATE."""
+    from qsplit.config import load
+    from qsplit.splitter import describe_error
+
+    cfg = load(cluster.write_ini())
+
+    def error_of(*statements: str) -> psycopg2.Error:
+        conn = psycopg2.connect(cluster.dst_dsn)
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        except psycopg2.Error as exc:
+            return exc
+        finally:
+            conn.close()
+        raise AssertionError(f"no error from {statements}")
+
+    timeout = error_of("set statement_timeout = '10ms'", "select pg_sleep(1)")
+    assert timeout.pgcode == "57014" and isinstance(timeout, psycopg2.OperationalError)
+    assert "[57014]" in describe_error(timeout, cfg) and "connection failed" not in describe_error(timeout, cfg)
+
+    terminated = error_of("select pg_terminate_backend(pg_backend_pid())")
+    assert describe_error(terminated, cfg).startswith("database connection failed: ")
+
+    conn = psycopg2.connect(cluster.dst_dsn)
+    conn.close()
+    try:
+        conn.cursor().execute("select 1")
+    except psycopg2.Error as exc:
+        assert describe_error(exc, cfg).startswith("database connection failed: ")
+    else:
+        raise AssertionError("a closed connection ran a statement")

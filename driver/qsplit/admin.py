@@ -22,6 +22,11 @@ class ManagementError(Exception):
     """The operation cannot be done; the message says why and what to do."""
 
 
+class NothingToDo(ManagementError):
+    """The operation has nothing to act on: a warning and exit 0, as the
+    original (its --rewind with no target position only warns)."""
+
+
 @contextmanager
 def _connection(cfg: Config, dsn: str) -> Iterator[psycopg2.extensions.connection]:
     defaults = db.connection_defaults(cfg.connect_timeout, cfg.keepalive_idle, cfg.keepalive_interval,
@@ -71,7 +76,7 @@ def rewind(cfg: Config) -> str:
         tick = _one(dst, "select c.last_tick_id from qsplit.consumer_status c where c.consumer_name = %s",
                     (cfg.consumer_name,))
     if tick is None:
-        raise ManagementError(
+        raise NothingToDo(
             f"consumer {cfg.consumer_name!r} has no position on the target, so there is nothing to rewind to "
             "(start the driver, or use --reset if the target position was cleared on purpose)"
         )

@@ -20,6 +20,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_PIDFILE = 3
+# the original's status for a second instance ("Pidfile exists, another
+# process running?"): scripts test for it
+EXIT_ALREADY_RUNNING = 1
 EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
@@ -49,10 +52,14 @@ DESCRIPTION
 
 EPILOG = """\
 CONFIGURATION FILE
-    An ini file with a section [queue_splitter] (also [queue_splitter3] or
-    [qsplit]); %(job_name)s is replaced by job_name, ~ by the home directory.
-    Unknown keys are named in a warning; a bad value stops the driver with one
-    line naming the key and the file (exit 2).  --ini prints a sample.  Keys:
+    An ini file with a section [queue_splitter3] or [queue_splitter] (or
+    [qsplit]); with several, [qsplit] wins, then [queue_splitter3] (the one
+    a Skytools 3.1+ queue_splitter reads).  %(job_name)s, %(service_name)s
+    (the section), %(host_name)s and %(config_dir)s are replaced (${{name}}
+    with config_format = 2), ~ by the home directory; relative paths are
+    taken from the directory the driver started in.  Unknown keys are named
+    in a warning; a bad value stops the driver with one line naming the key
+    and the file (exit 2).  --ini prints a sample (with --set applied).  Keys:
 
 {keys}
 
@@ -68,12 +75,15 @@ SIGNALS
 
 EXIT STATUS
     0    done: --once found no more batches, a stop by SIGINT/SIGTERM, or a
-         management or control switch succeeded
+         management or control switch succeeded; also -r/-s/-k with
+         nothing running and --rewind with no target position (both
+         warn), as the original
     1    error: --once met an error, --status found a problem, a management
-         switch failed, or a database could not be reached
+         switch failed, or a database could not be reached; or another
+         driver is already running with this pid file (as the original)
     2    usage or configuration error
-    3    pid file conflict: already running, or -r/-s/-k/-d found no
-         running process or could not write the pid file
+    3    pid file trouble: it cannot be written, or a management switch
+         was refused because the driver is running
     130  stopped at once by a second SIGINT
 
     Without --once, database errors never end the driver: the error is logged
@@ -81,7 +91,11 @@ EXIT STATUS
 
 FILES
     logfile  the log (rotated by log_size/log_count; logrotate may move or
-             copy-truncate it); stderr when unset.
+             copy-truncate it); a foreground run writes to stderr as well.
+             Each batch logs the original's stats line, {{count: N,
+             duration: D, idle: I}}, and qsplit's own line (batch id,
+             ticks, lag, per-queue counts); {{idle: N}} after
+             keepalive_stats seconds without a batch.
     pidfile  pid of the running driver; -d needs it, -r/-s/-k read it.
 
 EXAMPLES
@@ -146,19 +160,26 @@ def _level(cfg: Config | None, args: argparse.Namespace) -> int:
 
 
 def _setup_logging(cfg: Config, args: argparse.Namespace) -> None:
-    logsetup.setup(logfile=cfg.logfile, log_size=cfg.log_size, log_count=cfg.log_count,
-                   level=_level(cfg, args), job_name=cfg.job_name)
+    # as the original: the log file, and stderr too unless in the background
+    level = _level(cfg, args)
+    logsetup.setup(logfile=cfg.logfile, log_size=cfg.log_size, log_count=cfg.log_count, level=level,
+                   formats=logsetup.LineFormats.of(cfg, level), console=not args.daemon)
 
 
-def _stderr_logging(args: argparse.Namespace, job_name: str = "qsplit-driver") -> None:
-    logsetup.setup(logfile=None, log_size=0, log_count=0, level=_level(None, args), job_name=job_name)
+def _stderr_logging(args: argparse.Namespace, cfg: Config | None = None) -> None:
+    level = _level(None, args)
+    logsetup.setup(logfile=None, log_size=0, log_count=0, level=level, formats=logsetup.LineFormats.of(cfg, level))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.ini:
-        sys.stdout.write(sample_ini())
+        try:
+            sys.stdout.write(sample_ini(overrides=parse_overrides(args.set)))
+        except ConfigError as exc:
+            print(f"qsplit-driver: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         return EXIT_OK
     if args.config is None:
         parser.print_usage(sys.stderr)
@@ -185,12 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_sql:
         from . import install  # alembic and SQLAlchemy load only for this
 
-        _stderr_logging(args, cfg.job_name)
+        _stderr_logging(args, cfg)
         return install.install_sql(cfg.dst_db)
     if args.control:
+        _stderr_logging(args, cfg)
         return _control(cfg, args.control)
     if args.manage or args.status:
-        _stderr_logging(args, cfg.job_name)
+        _stderr_logging(args, cfg)
         for warning in cfg.warnings:
             log.warning("%s", warning)
         return _status(cfg, args.json) if args.status else _manage(cfg, args.manage)
@@ -198,10 +220,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _control(cfg: Config, what: str) -> int:
+    # nothing to signal is a warning and exit 0, as the original: init
+    # scripts stop a service that is not running without failing
     if cfg.pidfile is None:
-        log.error("%s: -r/-s/-k need pidfile in the config to find the running driver", cfg.path)
-        return EXIT_USAGE
+        log.warning("%s: no pidfile in the config, so no running driver to signal: nothing to do", cfg.path)
+        return EXIT_OK
     try:
+        pid = pidfile.read_pid(cfg.pidfile)
+        if pid is None:
+            log.warning("no pid in %s: qsplit-driver is not running, nothing to do", cfg.pidfile)
+            return EXIT_OK
+        if not pidfile.is_alive(pid):
+            log.warning("pidfile %s names process %d, which is not running (stale pidfile): nothing to do",
+                        cfg.pidfile, pid)
+            return EXIT_OK
         pid = pidfile.send_signal(cfg.pidfile, what)
     except pidfile.PidfileError as exc:
         log.error("%s", exc)
@@ -219,6 +251,9 @@ def _manage(cfg: Config, what: str) -> int:
             return EXIT_PIDFILE
     try:
         log.info("%s", admin.OPERATIONS[what](cfg))
+    except admin.NothingToDo as exc:
+        log.warning("%s", exc)
+        return EXIT_OK
     except admin.ManagementError as exc:
         log.error("%s", exc)
         return EXIT_ERROR
@@ -227,6 +262,15 @@ def _manage(cfg: Config, what: str) -> int:
         log.error("--%s failed: %s", what, first)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _config_line(cfg: Config) -> str:
+    """Which section of the file is used, and so which consumer: a file
+    holding both a 2.x and a 3.x section reads differently in each."""
+    line = f"config {cfg.path}: section [{cfg.section}], consumer {cfg.consumer_name!r}"
+    for section, consumer in cfg.other_sections.items():
+        line += f"; [{section}] (consumer {consumer!r}) is not used"
+    return line
 
 
 def _status(cfg: Config, as_json: bool = False) -> int:
@@ -247,7 +291,7 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             return EXIT_PIDFILE
         if pid is not None:
             log.error("pidfile %s names running process %d: already running", cfg.pidfile, pid)
-            return EXIT_PIDFILE
+            return EXIT_ALREADY_RUNNING
     if cfg.metrics_port is not None:
         # checked before daemon mode detaches and the log moves to logfile,
         # so the error reaches the terminal and the exit status (the
@@ -267,28 +311,30 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
     if cfg.pidfile is not None:
         try:
             pidfile.write_pidfile(cfg.pidfile)
+        except pidfile.AlreadyRunning as exc:
+            log.error("%s", exc)
+            return EXIT_ALREADY_RUNNING
         except pidfile.PidfileError as exc:
             log.error("%s", exc)
             return EXIT_PIDFILE
     server = None
     observer = None
-    if cfg.metrics_port is not None:
-        from . import metrics  # prometheus_client loads only when metrics are on
-
-        observer = metrics.Metrics(cfg)
-        server = metrics.MetricsServer(observer.registry)
-        try:
-            server.start(cfg.metrics_addr, cfg.metrics_port)
-        except metrics.MetricsError as exc:
-            log.error("%s: %s", cfg.path, exc)
-            if cfg.pidfile is not None:
-                pidfile.remove_pidfile(cfg.pidfile)
-            return EXIT_USAGE
     control = Control()
     control.install()
     try:
+        if cfg.metrics_port is not None:
+            from . import metrics  # prometheus_client loads only when metrics are on
+
+            observer = metrics.Metrics(cfg)
+            server = metrics.MetricsServer(observer.registry)
+            try:
+                server.start(cfg.metrics_addr, cfg.metrics_port)
+            except metrics.MetricsError as exc:  # taken since check_listen
+                log.error("%s: %s", cfg.path, exc)
+                return EXIT_USAGE
         for warning in cfg.warnings:
             log.warning("%s", warning)
+        log.info("%s", _config_line(cfg))
         log.info("starting: queue %r, consumer %r, routing by %s", cfg.queue_name, cfg.consumer_name,
                  cfg.queue_field)
         splitter = Splitter(cfg, failpoints, observer)
@@ -297,7 +343,9 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
 
         def reload() -> Config | None:
             try:
-                new = load(cfg.path, overrides)
+                # the first load's directory: relative paths stay where they
+                # were, though daemon mode now runs in /
+                new = load(cfg.path, overrides, base_dir=cfg.base_dir)
             except ConfigError as exc:
                 log.error("reload failed, keeping the running config: %s", exc)
                 return None

@@ -1,9 +1,15 @@
 """Read a queue_splitter-style ini file into a Config.
 
 The file an existing Skytools ``queue_splitter`` deployment uses works
-unchanged: section ``[queue_splitter]`` (also ``[queue_splitter3]`` of
-Skytools 3.1+, or ``[qsplit]``), ``%(job_name)s`` interpolation, ``~`` in
-paths, the 3.x aliases ``queue_name`` / ``consumer_name``.
+unchanged: section ``[queue_splitter3]`` (Skytools 3.1+) or
+``[queue_splitter]`` (2.x, 3.0), or ``[qsplit]``; when a file has several,
+the one the running original reads wins (``[qsplit]`` before all).
+``%(name)s`` interpolation with the names skytools' Config defines
+(``job_name``, ``service_name`` = the section, ``host_name``,
+``config_dir``, ``config_file``), or ``${name}`` with ``config_format = 2``;
+``~`` in paths; the 3.x aliases ``queue_name`` / ``consumer_name``.
+Relative paths are resolved once, against the directory the driver started
+in (a reload in daemon mode, which runs in ``/``, keeps them there).
 
 Every key the driver knows is one entry of ``KEYS``: its kind, default and
 help text.  The same table checks the file, names unknown keys, prints the
@@ -15,14 +21,25 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import logging
 import os
 import re
+import socket
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("queue_splitter", "queue_splitter3", "qsplit")
+# in the order of preference: [qsplit] when present, else the section the
+# running original reads (Skytools 3.1+ queue_splitter reads
+# [queue_splitter3]; 2.x and 3.0 read [queue_splitter])
+SECTIONS = ("qsplit", "queue_splitter3", "queue_splitter")
+# the interpolation names skytools' Config defines for every file, as
+# %(name)s (or ${name} with config_format = 2); not config keys themselves,
+# except job_name
+INTERPOLATION_NAMES = ("job_name", "service_name", "host_name", "config_dir", "config_file")
+# the original's log line (skytools DBScript), used unless logfmt_* say otherwise
+DEFAULT_LOGFMT = "%(asctime)s %(process)s %(levelname)s %(message)s"
 
 QUEUE_FIELDS = ("extra1", "extra2", "extra3", "extra4", "type")
 # routing policies (issue 4): what qsplit.apply_batch does with an event whose
@@ -97,6 +114,21 @@ KEYS: tuple[Key, ...] = (
         choices=ON_NULL_QUEUE),
     Key("default_queue", "text", None, "Target queue of the 'default' policies; needed when one of them is "
         "default.", sample="unrouted"),
+    Key("create_limit", "integer", 20,
+        "on_unknown_queue = create makes at most this many queues per batch (each holds about 40 locks until "
+        "the batch commits; the lock table is shared by the whole server); the names beyond it get "
+        "create_fallback.", minimum=0),
+    Key("create_pattern", "text", None,
+        "on_unknown_queue = create makes only queues that a route rule (qsplit.add_route) names or whose name "
+        "matches this POSIX regular expression (whole name, no back-references); the others get "
+        "create_fallback. Default: any name up to 1024 bytes.", sample="queue\\.[a-z_]+"),
+    Key("create_fallback", "choice", "dead_letter",
+        "What happens to the events of the names on_unknown_queue = create refuses (longer than 1024 bytes, "
+        "not allowed by create_pattern, beyond create_limit): error, skip, default or dead_letter.",
+        choices=ON_NULL_QUEUE),
+    Key("apply_timeout", "number", 300.0,
+        "Seconds one qsplit.apply_batch call may run on the target (statement_timeout) before it is cancelled, "
+        "nothing applied, and the batch retried; 0 = no limit.", minimum=0.0),
     Key("loop_delay", "number", 1.0, "Seconds to sleep when there is no batch.", minimum=0.0),
     Key("connection_lifetime", "number", 1200.0,
         "Seconds after which both connections are closed and opened again (between batches); 0 = never.",
@@ -119,6 +151,11 @@ KEYS: tuple[Key, ...] = (
     Key("pgq_keep_lag", "interval", None,
         "Stay this far behind the queue's head (next_batch_custom min_lag), e.g. '5 minutes'.",
         sample="5 minutes"),
+    Key("read_ahead", "bool", False,
+        "Overlap consecutive batches: read batch N+1 from the source into a second target session while the "
+        "target applies batch N. Registers a second consumer, <pgq_consumer_id>.read_ahead, on the source "
+        "queue; the real consumer then only moves to ticks the target has committed (docs/read-ahead.md). "
+        "Turned off again, the driver unregisters the read-ahead consumer."),
     Key("logfile", "path", None, "Log file; without it the log goes to stderr. Safe under logrotate "
         "(copytruncate or move).", sample="~/log/%(job_name)s.log"),
     Key("log_size", "size", 10 * 1024 * 1024,
@@ -128,9 +165,45 @@ KEYS: tuple[Key, ...] = (
         "-v (debug) and -q (warning) on the command line win.", choices=("debug", "info", "warning", "error")),
     Key("idle_log_interval", "number", 300.0,
         "While there are no batches, log a keepalive line this often (seconds); 0 = never.", minimum=0.0),
+    Key("keepalive_stats", "number", 300.0,
+        "The original's stats heartbeat: after this many seconds without a batch, log {idle: N} (seconds "
+        "since the last batch with events), as skytools does; also the idle figure of the next stats line.",
+        minimum=0.0),
+    Key("exception_sleep", "number", None,
+        "Fixed seconds to wait after an error before trying the batch again (the original's behaviour, "
+        "default 20 there). Unset: exponential backoff, 1 s doubling to 60 s.", minimum=0.0, sample="20"),
+    Key("table_filter", "tables", None,
+        "Comma-separated table names: only events whose ev_extra1 is one of them are moved; the others are "
+        "consumed and dropped, as the original does. A name without a schema means public.name.",
+        sample="table1, myschema.table2"),
+    Key("logfmt_file", "logfmt", None, "Python logging format of the log file's lines (in the ini, %% for %). "
+        "Default: the original's %(asctime)s %(process)s %(levelname)s %(message)s.",
+        sample="%%(asctime)s %%(process)s %%(levelname)s %%(message)s"),
+    Key("logfmt_console", "logfmt", None, "Format of the lines on stderr (see logfmt_file).",
+        sample="%%(asctime)s %%(process)s %%(levelname)s %%(message)s"),
+    Key("logfmt_file_verbose", "logfmt", None, "logfmt_file with -v. Default: logfmt_file.",
+        sample="%%(asctime)s %%(process)s %%(levelname)s %%(name)s %%(message)s"),
+    Key("logfmt_console_verbose", "logfmt", None, "logfmt_console with -v. Default: logfmt_console.",
+        sample="%%(asctime)s %%(process)s %%(levelname)s %%(name)s %%(message)s"),
+    Key("logdatefmt_file", "text", None, "strftime format of %(asctime)s in the log file (in the ini, %% for "
+        "%). Default: 2024-01-31 12:00:00,123.", sample="%%Y-%%m-%%d %%H:%%M:%%S"),
+    Key("logdatefmt_console", "text", None, "strftime format of %(asctime)s on stderr.",
+        sample="%%H:%%M:%%S"),
+    Key("logdatefmt_file_verbose", "text", None, "logdatefmt_file with -v. Default: logdatefmt_file.",
+        sample="%%Y-%%m-%%d %%H:%%M:%%S"),
+    Key("logdatefmt_console_verbose", "text", None, "logdatefmt_console with -v. Default: logdatefmt_console.",
+        sample="%%H:%%M:%%S"),
     Key("pidfile", "path", None, "Pid file; needed by -d, and by -r/-s/-k to find the running process.",
         sample="~/pid/%(job_name)s.pid"),
     Key("use_skylog", "bool", False, "Skytools network logging: accepted for compatibility and ignored."),
+    Key("pgq_lazy_fetch", "integer", 300,
+        "The original's cursor fetch size: accepted for compatibility and not needed (the batch streams "
+        "through COPY in bounded memory whatever its size).", minimum=0),
+    Key("pgq_autocommit", "integer", 0,
+        "The original's autocommit reading of the source: accepted for compatibility and not needed (each "
+        "step commits where it must).", minimum=0),
+    Key("config_format", "choice", "1", "1: %(name)s interpolation (configparser); 2: ${name} and "
+        "${section:name} instead, as skytools' config_format = 2.", choices=("1", "2")),
     Key("metrics_port", "integer", None,
         "Serve Prometheus metrics over HTTP on this TCP port (GET /metrics); unset = no metrics server.",
         minimum=1, maximum=65535, sample="9187"),
@@ -158,6 +231,10 @@ class Config:
     on_unknown_queue: str = "error"
     on_null_queue: str = "error"
     default_queue: str | None = None
+    create_limit: int = 20
+    create_pattern: str | None = None
+    create_fallback: str = "dead_letter"
+    apply_timeout: float = 300.0
     loop_delay: float = 1.0
     connection_lifetime: float = 1200.0
     connect_timeout: int = 15
@@ -167,17 +244,37 @@ class Config:
     pgq_batch_collect_events: int | None = None
     pgq_batch_collect_interval: str | None = None
     pgq_keep_lag: str | None = None
+    read_ahead: bool = False
     logfile: Path | None = None
     log_size: int = 10 * 1024 * 1024
     log_count: int = 3
     log_level: str = "info"
     idle_log_interval: float = 300.0
+    keepalive_stats: float = 300.0
+    exception_sleep: float | None = None
+    table_filter: tuple[str, ...] | None = None
+    logfmt_file: str | None = None
+    logfmt_console: str | None = None
+    logfmt_file_verbose: str | None = None
+    logfmt_console_verbose: str | None = None
+    logdatefmt_file: str | None = None
+    logdatefmt_console: str | None = None
+    logdatefmt_file_verbose: str | None = None
+    logdatefmt_console_verbose: str | None = None
     pidfile: Path | None = None
     use_skylog: bool = False
+    pgq_lazy_fetch: int = 300
+    pgq_autocommit: int = 0
+    config_format: str = "1"
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
     metrics_top_queues: int = 100
     section: str = "queue_splitter"
+    # the other sections of SECTIONS in the file, not used: section -> the
+    # consumer name it would give (None when it cannot be read)
+    other_sections: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    # relative paths of the file are relative to this directory
+    base_dir: Path = dataclasses.field(default_factory=Path.cwd)
     # things worth a warning, logged by the caller once logging is set up
     warnings: tuple[str, ...] = ()
 
@@ -190,7 +287,7 @@ class Config:
         return self.pgq_consumer_id
 
 
-_NOT_KEYS = {"path", "section", "warnings"}
+_NOT_KEYS = {"path", "section", "other_sections", "base_dir", "warnings"}
 assert {f.name for f in dataclasses.fields(Config)} - _NOT_KEYS == set(KEYS_BY_NAME), "KEYS and Config disagree"
 
 
@@ -208,43 +305,73 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None) -> Config:
+def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
+         base_dir: Path | None = None) -> Config:
     """Read and check the config file at *path*; *overrides* (``--set``)
-    replace keys of the file.  Raises ConfigError with one line naming the
-    file and the key."""
-    path = Path(path).absolute()
-    parser = configparser.ConfigParser(
-        interpolation=configparser.BasicInterpolation(),
-        defaults={"job_name": path.stem},
-    )
+    replace keys of the file.  Relative paths (the file's own, logfile,
+    pidfile) are taken against *base_dir*, by default the current directory:
+    a reload passes the first load's ``base_dir``.  Raises ConfigError with
+    one line naming the file and the key."""
+    base_dir = (base_dir or Path.cwd()).absolute()
+    path = Path(path)
+    path = path if path.is_absolute() else base_dir / path
     try:
         with path.open(encoding="utf-8") as f:
-            parser.read_file(f)
+            text = f.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    except (configparser.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a valid ini file: {_one_line(exc)}") from None
 
-    section = next((s for s in SECTIONS if parser.has_section(s)), None)
+    # first without interpolation: which section, which syntax
+    raw = configparser.RawConfigParser()
+    try:
+        raw.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: not a valid ini file: {_one_line(exc)}") from None
+    section = next((s for s in SECTIONS if raw.has_section(s)), None)
     if section is None:
         raise ConfigError(
-            f"{path}: no [{SECTIONS[0]}] section (also accepted: "
-            + ", ".join(f"[{s}]" for s in SECTIONS[1:])
-            + ")"
+            f"{path}: no [queue_splitter] section (also accepted: [queue_splitter3], [qsplit])"
         )
-    warnings: list[str] = []
-    for key, value in (overrides or {}).items():
-        parser.set(section, key, value.replace("%", "%%") if key in ("src_db", "dst_db") else value)
+    config_format = (raw.get(section, "config_format", fallback="1") or "1").strip()
+    if config_format not in ("1", "2"):
+        raise ConfigError(f"{path}: [{section}] config_format = {config_format!r}: must be 1 (%(name)s) "
+                          "or 2 (${name})")
 
-    # the only built-in default is job_name, a known key: everything else
-    # listed here was written in the file (or its [DEFAULT] section)
-    unknown = sorted(k for k in parser.options(section) if k not in KEYS_BY_NAME and k not in ALIASES)
+    # then as the original reads it: format 1 is configparser's %(name)s,
+    # format 2 its ${name} / ${section:name}
+    extended = config_format == "2"
+    interpolation: configparser.Interpolation = (
+        configparser.ExtendedInterpolation() if extended else configparser.BasicInterpolation())
+    parser = configparser.ConfigParser(interpolation=interpolation)
+    parser.read_string(text, source=str(path))
+
+    def literal(value: str) -> str:
+        return value.replace("$", "$$") if extended else value.replace("%", "%%")
+
+    # the names skytools' Config defines for every file; a value the file
+    # sets itself (in the section or [DEFAULT]) wins, as in skytools
+    for name in [section] + [s for s in SECTIONS if s != section and parser.has_section(s)]:
+        for key, value in (("job_name", path.stem), ("service_name", name), ("host_name", socket.gethostname()),
+                           ("config_dir", str(path.parent)), ("config_file", str(path))):
+            if not parser.has_option(name, key):
+                parser.set(name, key, literal(value))
+    warnings: list[str] = []
+    try:
+        for key, value in (overrides or {}).items():
+            parser.set(section, key, literal(value) if key in ("src_db", "dst_db") else value)
+    except ValueError as exc:  # ExtendedInterpolation checks $ syntax on set
+        raise ConfigError(f"{path}: --set: {_one_line(exc)}") from None
+
+    unknown = sorted(k for k in parser.options(section)
+                     if k not in KEYS_BY_NAME and k not in ALIASES and k not in INTERPOLATION_NAMES)
     if unknown:
         warnings.append(
             f"{path}: [{section}] unknown key(s) ignored: {', '.join(unknown)} (see qsplit-driver --ini for the known keys)"
         )
 
-    reader = _Reader(parser, section, path)
+    reader = _Reader(parser, section, path, base_dir)
     values: dict[str, object] = {}
     for key in KEYS:
         values[key.name] = reader.read(key)
@@ -252,20 +379,38 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None) 
         values["job_name"] = path.stem
     if not values["pgq_consumer_id"]:
         values["pgq_consumer_id"] = values["job_name"]
+    if values["on_unknown_queue"] == "create" and values["create_fallback"] == "default" and not values["default_queue"]:
+        raise ConfigError(f"{path}: [{section}] create_fallback = default needs default_queue to be set")
     for policy in ("on_unknown_queue", "on_null_queue"):
         if values[policy] == "default" and not values["default_queue"]:
             raise ConfigError(f"{path}: [{section}] {policy} = default needs default_queue to be set")
     if values["use_skylog"]:
         warnings.append(f"{path}: [{section}] use_skylog is not supported and is ignored; "
                         "the log goes to logfile (or stderr)")
-    return Config(path=path, section=section, warnings=tuple(warnings), **values)  # type: ignore[arg-type]
+    others = {s: _consumer_of(parser, s) for s in SECTIONS if s != section and parser.has_section(s)}
+    return Config(path=path, section=section, other_sections=others, base_dir=base_dir,  # type: ignore[arg-type]
+                  warnings=tuple(warnings), **values)
+
+
+def _consumer_of(parser: configparser.ConfigParser, section: str) -> str | None:
+    """The consumer name *section* would give, for the log line that says
+    which section is used; None when that section cannot be read."""
+    try:
+        for key in ("pgq_consumer_id", "consumer_name", "job_name"):
+            value = (parser.get(section, key, fallback=None) or "").strip()
+            if value:
+                return value
+    except configparser.Error:
+        pass
+    return None
 
 
 class _Reader:
-    def __init__(self, parser: configparser.ConfigParser, section: str, path: Path) -> None:
+    def __init__(self, parser: configparser.ConfigParser, section: str, path: Path, base_dir: Path) -> None:
         self._parser = parser
         self._section = section
         self._path = path
+        self._base_dir = base_dir
 
     def _where(self, key: str) -> str:
         return f"{self._path}: [{self._section}] {key}"
@@ -292,6 +437,8 @@ class _Reader:
                 raise ConfigError(f"{self._where(key.name)}{also} is required but not set")
             return key.default
         try:
+            if key.kind == "path":
+                return _path(raw, self._base_dir)
             return _PARSERS[key.kind](raw, key)
         except ValueError as exc:
             shown = "<hidden>" if key.kind == "dsn" else repr(raw)
@@ -363,14 +510,36 @@ def _dsn(raw: str, key: Key) -> str:
     return raw
 
 
-def _path(raw: str, key: Key) -> Path:
-    return Path(os.path.expanduser(raw)).absolute()
+def _path(raw: str, base_dir: Path) -> Path:
+    # resolved here, once: daemon mode changes to / later, and a reload
+    # passes the same base_dir
+    path = Path(os.path.expanduser(raw))
+    return path if path.is_absolute() else base_dir / path
+
+
+def _tables(raw: str, key: Key) -> tuple[str, ...]:
+    # as python-pgq's table_filter: a name without a schema is public's
+    names = tuple(t.strip() for t in raw.split(",") if t.strip())
+    if not names:
+        raise ValueError("no table names")
+    return tuple(t if "." in t else f"public.{t}" for t in names)
+
+
+def _logfmt(raw: str, key: Key) -> str:
+    try:
+        logging.Formatter(raw, validate=True)
+    except ValueError:
+        raise ValueError("not a logging format (e.g. %%(asctime)s %%(levelname)s %%(message)s; "
+                         "in the ini write %% for %)") from None
+    return raw
 
 
 _PARSERS: dict[str, Callable[[str, Key], object]] = {
     "text": lambda raw, key: raw,
     "dsn": _dsn,
-    "path": _path,
+    "path": lambda raw, key: Path(raw),  # resolved by _Reader against the base directory
+    "tables": _tables,
+    "logfmt": _logfmt,
     "number": _number,
     "integer": _integer,
     "size": _size,
@@ -381,13 +550,17 @@ _PARSERS: dict[str, Callable[[str, Key], object]] = {
 assert {k.kind for k in KEYS} <= set(_PARSERS)
 
 
-def sample_ini(section: str = "queue_splitter") -> str:
+def sample_ini(section: str = "queue_splitter", overrides: dict[str, str] | None = None) -> str:
     """A commented config file with every key: required keys set to an
-    example, the others commented out at their default."""
+    example, the others commented out at their default.  *overrides*
+    (``--set``, as the original's --ini applies them) are written as set
+    values in place of the example or default."""
+    overrides = dict(overrides or {})
     out = [
         "# qsplit-driver config (a Skytools queue_splitter ini file works unchanged).",
-        "# Section [queue_splitter], [queue_splitter3] or [qsplit]; %(job_name)s is",
-        "# replaced by job_name, ~ in paths by the home directory.",
+        "# Section [queue_splitter3], [queue_splitter] or [qsplit]; %(job_name)s,",
+        "# %(service_name)s, %(host_name)s, %(config_dir)s are replaced (${name} with",
+        "# config_format = 2), ~ in paths by the home directory.",
         f"[{section}]",
     ]
     for key in KEYS:
@@ -397,7 +570,9 @@ def sample_ini(section: str = "queue_splitter") -> str:
             out.append(f"# Also accepted as: {', '.join(key.aliases)}.")
         if key.choices:
             out.append(f"# One of: {', '.join(key.choices)}.")
-        if key.required:
+        if key.name in overrides:
+            out.append(f"{key.name} = {overrides.pop(key.name)}")
+        elif key.required:
             out.append(f"{key.name} = {key.sample}")
         elif key.name == "job_name":
             out.append("job_name = my_splitter")
@@ -405,6 +580,10 @@ def sample_ini(section: str = "queue_splitter") -> str:
             out.append(f"#{key.name} = {key.default_text}")
         else:
             out.append(f"#{key.name} = {key.sample or ''}".rstrip())
+    if overrides:
+        out.append("")
+        out.append("# set with --set, not keys qsplit-driver knows:")
+        out.extend(f"{k} = {v}" for k, v in overrides.items())
     return "\n".join(out) + "\n"
 
 

@@ -12,7 +12,16 @@ import psycopg2.extras
 # Both sessions print and parse COPY text the same way: ISO dates carry their
 # UTC offset, UTF8 on the wire.  (A source whose server encoding is SQL_ASCII
 # hands its bytes through unchecked; the target then validates them.)
-_SESSION_SETUP = "set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; set timezone = 'UTC'"
+# The search_path is pinned: with public (or any schema another role can
+# create in) on the path, a look-alike such as public.hashtextextended(text,
+# integer) matches the driver's arguments better than pg_catalog's function
+# and runs as the driver's role (CVE-2018-1058); pgq's SECURITY DEFINER
+# functions, which pin no search_path, resolve names through it too.  pg_temp
+# last: it is never searched for functions or operators.  A SET rather than a
+# libpq `options` parameter, which connection poolers refuse.
+SEARCH_PATH = "pg_catalog, pg_temp"
+_SESSION_SETUP = (f"set search_path = {SEARCH_PATH}; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres';"
+                  " set timezone = 'UTC'")
 
 
 def connect(dsn: str, application_name: str, *, defaults: dict[str, str] | None = None,

@@ -23,11 +23,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
-
 from . import __version__
 
-if TYPE_CHECKING:  # the loop's types; imported for hints only (no import cycle)
+if TYPE_CHECKING:  # for hints only: no import cycle, and prometheus_client
+    # loads only when metrics are on (Metrics, MetricsServer import it)
+    from prometheus_client import CollectorRegistry
+
     from .config import Config
     from .source import Batch
     from .splitter import BatchStats
@@ -106,6 +107,8 @@ class Metrics(Observer):
     """The driver's metrics, in a registry of their own."""
 
     def __init__(self, config: Config, clock=time.monotonic, wall_clock=time.time) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
         self._clock = clock
         self._wall = wall_clock
         self._lock = threading.Lock()  # guards the marks (the scrape thread reads them)
@@ -153,10 +156,12 @@ class Metrics(Observer):
         self._connects = 0
         self._success_mark = self._started = self._mark = clock()
         self.since_success.set_function(self._seconds_since_success)
-        for step in STEPS:  # every series exists from the start (rate() needs a first sample)
-            self.step_duration.labels(step=step)
-        for result in ("applied", "already_applied", "left_to_another_driver"):
-            self.batches.labels(result=result)
+        # every series exists from the start (rate() needs a first sample);
+        # the children are kept: labels() costs more than the update itself
+        self._steps = {step: self.step_duration.labels(step=step) for step in STEPS}
+        self._results = {r: self.batches.labels(result=r)
+                         for r in ("applied", "already_applied", "left_to_another_driver")}
+        self._events: dict[tuple[str, str], object] = {}  # bounded: QueueLabels x ACTIONS
         for kind in ("connection", "database"):
             self.errors.labels(kind=kind)
         self.configure(config)
@@ -189,19 +194,23 @@ class Metrics(Observer):
         if batch is None:
             self.open_batch.set(0)
             return
-        self.step_duration.labels(step="next_batch").observe(self._lap())
+        self._steps["next_batch"].observe(self._lap())
         self.open_batch.set(1)
         self.lag.set(batch.lag)
 
     def step(self, name: str) -> None:
-        self.step_duration.labels(step=name).observe(self._lap())
+        self._steps[name].observe(self._lap())
 
     def done(self, stats: BatchStats, result: str | None = None) -> None:
         if result is None:
             result = "already_applied" if stats.already_applied else "applied"
         for queue in self._counted(stats):
-            self.events.labels(queue=self._labels.label(queue.queue_name), action=queue.action).inc(queue.n_events)
-        self.batches.labels(result=result).inc()
+            key = (self._labels.label(queue.queue_name), queue.action)
+            child = self._events.get(key)
+            if child is None:
+                child = self._events[key] = self.events.labels(queue=key[0], action=key[1])
+            child.inc(queue.n_events)
+        self._results[result].inc()
         self.batch_duration.observe(self._clock() - self._started)
         self.open_batch.set(0)
         self.last_success.set(self._wall())
@@ -236,7 +245,7 @@ class MetricsServer:
         """Listen on *addr*:*port*; MetricsError (one line naming the keys)
         when that is not possible."""
         try:
-            self._httpd, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+            self._httpd, self._thread = _serve(addr, port, self.registry)
         except (OSError, ValueError) as exc:
             raise MetricsError(_listen_error(addr, port, exc)) from None
         self.addr, self.port = addr, port
@@ -263,7 +272,7 @@ class MetricsServer:
             return
         old = self._httpd, self._thread, self.addr, self.port
         try:
-            self._httpd, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+            self._httpd, self._thread = _serve(addr, port, self.registry)
         except (OSError, ValueError) as exc:
             log.error("reload: %s; metrics stay on %s", _listen_error(addr, port, exc),
                       _hostport(self.addr, self.port) if self.port else "nothing")
@@ -274,6 +283,12 @@ class MetricsServer:
             old[0].server_close()
             old[1].join(timeout=5)
         log.info("metrics: now serving on http://%s/metrics", _hostport(addr, port))
+
+
+def _serve(addr: str, port: int, registry: CollectorRegistry):
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=addr, registry=registry)
 
 
 def check_listen(addr: str, port: int) -> None:

@@ -24,6 +24,11 @@ class PidfileError(Exception):
     """Another driver runs with this pid file, or it cannot be written."""
 
 
+class AlreadyRunning(PidfileError):
+    """The pid file names a live process: a second instance (exit 1, as the
+    original)."""
+
+
 def read_pid(pidfile: Path) -> int | None:
     """The pid in *pidfile*, or None when there is no usable one."""
     try:
@@ -76,7 +81,7 @@ def write_pidfile(pidfile: Path) -> None:
             except FileExistsError:
                 pid = running_pid(pidfile)
                 if pid is not None:
-                    raise PidfileError(
+                    raise AlreadyRunning(
                         f"pidfile {pidfile} names running process {pid}: already running "
                         "(stop it with -s or -k first)"
                     ) from None

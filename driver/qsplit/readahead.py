@@ -42,6 +42,7 @@ import psycopg2.errors
 
 from .failpoints import Failpoints
 from .source import BATCH_GONE, NEXT_BATCH_LOCK, Batch, Source
+from .stream import StreamError
 from .target import Target
 
 log = logging.getLogger("qsplit")
@@ -79,8 +80,9 @@ class ReadAheadSource:
         """Put both consumers where the target is: the real one moves up to
         the target's tick when the source has that tick (same tick time) and
         it is ahead of the real one; the read-ahead consumer (registered if
-        new) starts at the real one's position.  Returns (real consumer's
-        tick before, tick the read-ahead consumer starts at)."""
+        new) starts at the real one's position.  Takes effect at the
+        caller's commit.  Returns (the real consumer's tick before, the tick
+        both are at now)."""
         lock, lock_args = self._lock()
         with self.conn.cursor() as cur:
             cur.execute(
@@ -101,15 +103,13 @@ class ReadAheadSource:
                 cur.execute("select pgq.register_consumer_at(%s, %s, %s)", (self.queue, self.real, target_on_source))
                 start = target_on_source
             cur.execute("select pgq.register_consumer_at(%s, %s, %s)", (self.queue, self.ahead, start))
-        self.conn.commit()
         return real_tick, start
 
-    def take(self, advance_to: int | None, finish: int | None, failpoints: Failpoints,
-             next_batch: bool = True) -> Batch | None:
+    def take(self, advance_to: int | None, finish: int | None, next_batch: bool = True) -> Batch | None:
         """One round trip: move the real consumer up to *advance_to* (a tick
         the target committed; forward only), finish the read-ahead batch
         *finish*, take the next read-ahead batch with its query text (unless
-        not *next_batch*); then commit.  None when there is no batch."""
+        not *next_batch*).  The caller commits.  None when there is no batch."""
         lock, lock_args = self._lock()
         opts = self.source._custom
         steps = [lock]
@@ -142,16 +142,14 @@ class ReadAheadSource:
                 self.conn.rollback()
                 cur.execute(sql_text.format(event_sql="null::text"), args)
             row = cur.fetchone()
-        if advance_to is not None or finish is not None:
-            failpoints.hit("after_finish_batch")
-        self.conn.commit()
         if row is None or row[0] is None:
             return None
         return Batch(*row)
 
     def unregister(self) -> bool:
-        """Drop the read-ahead consumer (read_ahead turned off): left
-        registered, it would hold the source's events for ever."""
+        """Drop the read-ahead consumer if it is registered (read_ahead
+        turned off: left registered, it would hold the source's events for
+        ever).  The caller commits.  True when there was one."""
         with self.conn.cursor() as cur:
             cur.execute(
                 "select pgq.unregister_consumer(s.queue_name, s.consumer_name)"
@@ -159,11 +157,25 @@ class ReadAheadSource:
                 (self.queue, self.ahead),
             )
             row = cur.fetchone()
-        self.conn.commit()
         return row is not None
 
 
 T = TypeVar("T")
+GONE_RETRIES = 20
+
+
+def _batch_gone(exc: BaseException) -> bool:
+    """Whether *exc* (or what caused it) is pgq saying the batch is no
+    longer open."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, psycopg2.Error) and (
+                (current.diag.message_primary or "").startswith(BATCH_GONE)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class _Background(Generic[T]):
@@ -200,43 +212,114 @@ class Staged:
     started: float
 
 
+class OutOfStep(Exception):
+    """The target refused a read-ahead batch with QS001: its position is not
+    the batch's start.  *error* is what to raise when a sync does not help
+    (the position really is lost)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Pipeline:
-    """Batches through two target sessions, each batch's read overlapping
-    the previous batch's apply and commit.
+    """The loop of read-ahead mode: batches through two target sessions,
+    each batch's read overlapping the previous batch's apply and commit.
 
     *stream(batch, target)* COPYs a batch into *target*'s staging and
     returns the row count; *apply(staged)* applies and commits it on its
-    target and returns the stats.  Both are the Splitter's own steps, with
-    its error handling; the pipeline only orders them."""
+    target and returns the stats (raising OutOfStep on QS001); *position()*
+    reads the target's (tick, tick time).  They are the Splitter's own steps
+    with its error handling: the pipeline orders them and makes the
+    source's commits."""
 
     def __init__(self, source: ReadAheadSource, targets: tuple[Target, Target], failpoints: Failpoints,
-                 stream: Callable[[Batch, Target], int], apply: Callable[[Staged], T]) -> None:
+                 stream: Callable[[Batch, Target], int], apply: Callable[[Staged], T],
+                 position: Callable[[], tuple]) -> None:
         self.source = source
         self.targets = targets
         self.failpoints = failpoints
         self._stream = stream
         self._apply = apply
+        self._position = position
         self.staged: Staged | None = None
         self.committed: int | None = None  # the target has it, the real consumer is not there yet
         self._finish: int | None = None    # the read-ahead batch to finish at the next take
 
-    def _read(self, target: Target) -> Staged | None:
-        batch = self.source.take(self.committed, self._finish, self.failpoints)
-        # both took effect with the take's commit
+    def sync(self) -> tuple[int | None, int | None]:
+        """Both consumers to the target's position (see ReadAheadSource.sync);
+        forgets whatever was read ahead."""
+        self.staged = None
         self.committed = None
         self._finish = None
-        if batch is None:
-            return None
-        self._finish = batch.batch_id
-        self.failpoints.hit("after_next_batch")
-        started = time.monotonic()
-        count = self._stream(batch, target)
-        self.failpoints.hit("after_copy")
-        return Staged(target, batch, count, started)
+        tick, tick_time = self._position()
+        moved = self.source.sync(tick, tick_time)
+        self.source.conn.commit()
+        return moved
+
+    def _take(self, next_batch: bool = True) -> Batch | None:
+        moves = self.committed is not None or self._finish is not None
+        batch = self.source.take(self.committed, self._finish, next_batch)
+        if moves:
+            self.failpoints.hit("after_finish_batch")
+        self.source.conn.commit()
+        # both took effect with the commit
+        self.committed = None
+        self._finish = None
+        if batch is not None:
+            self._finish = batch.batch_id
+        return batch
+
+    def _read(self, target: Target) -> Staged | None:
+        for _ in range(GONE_RETRIES):
+            batch = self._take()
+            if batch is None:
+                return None
+            self.failpoints.hit("after_next_batch")
+            started = time.monotonic()
+            try:
+                count = self._stream(batch, target)
+            except Exception as exc:
+                if not _batch_gone(exc):
+                    raise
+                # another driver on this consumer finished the read-ahead
+                # batch while this one was about to read it: it has the
+                # batch, this one takes the next
+                target.conn.rollback()
+                self.source.conn.rollback()
+                self._finish = None
+                log.info("read-ahead batch %d (ticks %d..%d) was taken on by another driver; taking the next one",
+                         batch.batch_id, batch.prev_tick_id, batch.cur_tick_id)
+                continue
+            self.failpoints.hit("after_copy")
+            return Staged(target, batch, count, started)
+        raise StreamError(f"read-ahead: {GONE_RETRIES} batches in a row were finished by other drivers on "
+                          f"consumer {self.source.real!r} before this one could read them")
 
     def process(self):
         """Apply the next batch (reading the one after it meanwhile); its
         stats, or None when there was no batch."""
+        try:
+            return self._process()
+        except OutOfStep:
+            # read too far ahead (another driver on this consumer moved the
+            # read-ahead consumer, or ours ran past a batch another driver
+            # has not committed yet): read again from the target's position;
+            # a second refusal straight after is a real lost position
+            self._rollback_targets()
+            before, now = self.sync()
+            log.info("read-ahead consumer %r out of step with the target: reading again from tick %s",
+                     self.source.ahead, now)
+            try:
+                return self._process()
+            except OutOfStep as again:
+                raise again.error from None
+
+    def _rollback_targets(self) -> None:
+        for t in self.targets:
+            t.conn.rollback()
+
+    def _process(self):
         if self.staged is None:
             self.staged = self._read(self.targets[0])
             if self.staged is None:
@@ -252,10 +335,11 @@ class Pipeline:
             except BaseException:  # noqa: BLE001 - the apply's error is the one to report
                 pass
             raise
-        # the target committed the batch: the real consumer moves there at
-        # the next take (or below, when nothing more was read)
-        self.committed = current.batch.cur_tick_id
         self.staged = ahead.join()
+        # the target committed the batch: the real consumer moves there at
+        # the next take (or now, when nothing more was read).  Set only
+        # after the join: the read-ahead thread's take uses and clears it.
+        self.committed = current.batch.cur_tick_id
         if self.staged is None:
             self.flush()
         return stats
@@ -265,5 +349,7 @@ class Pipeline:
         it is not there yet (before idling or stopping)."""
         if self.committed is None:
             return
-        self.source.take(self.committed, None, self.failpoints, next_batch=False)
-        self.committed = None
+        self.source.conn.rollback()  # whatever read was open
+        finish, self._finish = self._finish, None
+        self._take(next_batch=False)
+        self._finish = finish

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg2.errors
@@ -36,7 +37,8 @@ STAGED_COLUMNS = (
 # first one's next_batch is uncommitted would open a batch of its own, which
 # with pgq_batch_collect_* or pgq_keep_lag can cover other ticks and leave one
 # of them stuck on QS001.  Waiting here, it gets the same batch.
-NEXT_BATCH_LOCK = "select pg_advisory_xact_lock(hashtextextended('qsplit.next_batch ' || %s || ' ' || %s, 0))"
+NEXT_BATCH_LOCK = ("select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
+                   "'qsplit.next_batch ' || %s || ' ' || %s, 0))")
 
 # what pgq.batch_event_sql raises for a batch that is no longer open
 BATCH_GONE = "Cannot find data for batch"
@@ -112,10 +114,16 @@ class Source:
             return None
         return Batch(*row)
 
-    def copy_out(self, batch: Batch, sink, queue_field: str = "extra1") -> None:
+    def copy_out(self, batch: Batch, sink, queue_field: str = "extra1",
+                 table_filter: Sequence[str] | None = None) -> None:
         """Write the batch's events as COPY text into *sink* (a file-like with
         write()), columns STAGED_COLUMNS.  The transaction stays open; the
         same one finishes the batch (finish_batch, then commit()).
+
+        With *table_filter* (the ini's table_filter, schema-qualified names),
+        only events whose ev_extra1 is one of the names are written; the
+        others are left out, and finishing the batch consumes them, as
+        python-pgq's consumer_filter does for the original.
 
         Rows come grouped by the routing value (sorted by its hash, then
         ev_id), so each target queue's rows sit together in the target's
@@ -134,12 +142,19 @@ class Source:
                 # values share a stretch, which apply_batch handles) at about
                 # a third of the sort cost: queue names often share a long
                 # prefix, which defeats text sort keys
-                order.insert(0, sql.SQL("hashtext(b.{})").format(sql.Identifier(column)))
+                order.insert(0, sql.SQL("pg_catalog.hashtext(b.{})").format(sql.Identifier(column)))
+            where = sql.SQL("")
+            if table_filter:
+                # COPY takes no parameters: the names (from the config file)
+                # go in as literals quoted by psycopg2
+                where = sql.SQL(" where b.ev_extra1 in ({})").format(
+                    sql.SQL(", ").join(sql.Literal(t) for t in table_filter))
             # batch_sql is pgq's own query text for this batch (no event data
             # in it); its closing "order by 1" gives way to ours
-            query = sql.SQL("copy (select {} from ({}) b order by {}) to stdout").format(
+            query = sql.SQL("copy (select {} from ({}) b{} order by {}) to stdout").format(
                 sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in STAGED_COLUMNS),
                 sql.SQL(batch_sql.removesuffix(" order by 1")),
+                where,
                 sql.SQL(", ").join(order),
             )
             cur.copy_expert(query, sink)

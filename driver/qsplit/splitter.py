@@ -6,6 +6,12 @@ Source and Target methods never commit (as in python-pgq's work()).  The
 target commit (events plus the consumer's new position) comes before
 pgq.finish_batch on the source, so a crash between the two replays the
 batch, and apply_batch recognises it as applied.
+
+With read_ahead = 1, process_batch hands over to readahead.Pipeline: the
+same steps (_stream_into, _apply_staged, the target commit here), with
+batch N+1 read into a second target session while batch N is applied; the
+pipeline makes the source's commits (readahead.py says why that keeps
+exactly once).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from .config import Config
 from .signals import Control
 from .failpoints import Failpoints
 from .metrics import Observer
+from .readahead import OutOfStep, Pipeline, ReadAheadSource, Staged
 from .source import Batch, Source
+from .statslog import StatsLine
 from .stream import CopyPipe, StreamError, pump
 from .target import QueueResult, RoutePolicies, Target
 
@@ -37,7 +45,7 @@ NAMED_MAX = 20  # queue names listed per action in a batch's stats line
 RECONNECT_KEYS = (
     "src_db", "dst_db", "pgq_queue_name", "pgq_consumer_id", "connect_timeout", "keepalive_idle",
     "keepalive_interval", "keepalive_count", "pgq_batch_collect_events", "pgq_batch_collect_interval",
-    "pgq_keep_lag", "job_name",
+    "pgq_keep_lag", "job_name", "read_ahead",
 )
 
 
@@ -111,6 +119,9 @@ class Splitter:
         self.metrics = metrics or Observer()
         self.source: Source | None = None
         self.target: Target | None = None
+        # read_ahead: the second target session and the loop that uses both
+        self.target2: Target | None = None
+        self.pipeline: Pipeline | None = None
         self.connected_at = 0.0
         self.log_statements = False  # -vv: every statement at DEBUG
         self._last_batch_end = time.monotonic()
@@ -121,17 +132,23 @@ class Splitter:
         app = f"qsplit-driver {cfg.job_name}"
         defaults = db.connection_defaults(cfg.connect_timeout, cfg.keepalive_idle, cfg.keepalive_interval,
                                           cfg.keepalive_count)
-        src = db.connect(cfg.src_db, app, defaults=defaults, log_statements=self.log_statements)
+        opened = [db.connect(cfg.src_db, app, defaults=defaults, log_statements=self.log_statements)]
         try:
-            dst = db.connect(cfg.dst_db, app, defaults=defaults, log_statements=self.log_statements)
+            for _ in range(2 if cfg.read_ahead else 1):
+                opened.append(db.connect(cfg.dst_db, app, defaults=defaults, log_statements=self.log_statements))
         except BaseException:
-            src.close()
+            for conn in opened:
+                conn.close()
             raise
-        self.source = Source(src, cfg.queue_name, cfg.consumer_name, batch_options(cfg))
-        self.target = Target(dst)
+        self.source = Source(opened[0], cfg.queue_name, cfg.consumer_name, batch_options(cfg))
+        self.target = Target(opened[1])
+        self.target2 = Target(opened[2]) if cfg.read_ahead else None
         self.connected_at = time.monotonic()
         self.target.prepare()
         self.target.commit()
+        if self.target2 is not None:
+            self.target2.prepare()
+            self.target2.commit()
         taken = self.target.take_over_position(cfg.consumer_name)
         self.target.commit()
         if taken is not None:
@@ -141,20 +158,51 @@ class Splitter:
         self.source.commit()
         if registered:
             log.info("registered consumer %r on source queue %r", cfg.consumer_name, cfg.queue_name)
+        self._connect_read_ahead()
         self.metrics.connected()
 
+    def _connect_read_ahead(self) -> None:
+        """read_ahead on: the pipeline over both target sessions, its two
+        source consumers put where the target is.  Off: no read-ahead
+        consumer left behind on the source (it would hold the events)."""
+        assert self.source is not None and self.target is not None
+        cfg = self.config
+        ahead = ReadAheadSource(self.source)
+        if self.target2 is None:
+            self.pipeline = None
+            if ahead.unregister():
+                log.info("read_ahead is off: unregistered the read-ahead consumer %r", ahead.ahead)
+            self.source.commit()
+            return
+        self.pipeline = Pipeline(ahead, (self.target, self.target2), self.failpoints,
+                                 self._stream_into, self._apply_staged, self._target_position)
+        before, now = self.pipeline.sync()
+        if before is not None and now is not None and now != before:
+            log.info("consumer %r moved from tick %d to tick %d, the target's position (committed there before"
+                     " the source heard of it)", cfg.consumer_name, before, now)
+        log.info("read_ahead: consumer %r reads ahead from tick %s for consumer %r",
+                 ahead.ahead, now, cfg.consumer_name)
+
     def cancel(self) -> None:
-        """Cancel the statements in progress on both connections (called from
+        """Cancel the statements in progress on every connection (called from
         another thread when a stop-now signal arrives)."""
-        for side in (self.source, self.target):
+        for side in (self.source, self.target, self.target2):
             if side is not None and not side.conn.closed:
                 side.conn.cancel()
 
     def close(self) -> None:
-        for side in (self.source, self.target):
+        if self.pipeline is not None:
+            try:
+                # the real consumer to the target's last commit (a crash here
+                # is safe too: the next connect's sync does it)
+                self.pipeline.flush()
+            except psycopg2.Error:
+                pass
+            self.pipeline = None
+        for side in (self.source, self.target, self.target2):
             if side is not None and not side.conn.closed:
                 side.conn.close()
-        self.source = self.target = None
+        self.source = self.target = self.target2 = None
 
     # one batch -------------------------------------------------------------
     def process_batch(self) -> BatchStats | None:
@@ -164,6 +212,9 @@ class Splitter:
         if self.source is None or self.target is None:
             self.connect()
         assert self.source is not None and self.target is not None
+        if self.pipeline is not None:
+            self.metrics.begin()
+            return self.pipeline.process()
         source, target, fp = self.source, self.target, self.failpoints
 
         self.metrics.begin()
@@ -180,7 +231,8 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field, self.config.table_filter),
+                         target.copy_in, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -190,23 +242,70 @@ class Splitter:
         self.metrics.step("stream")
         fp.hit("after_copy")
         cfg = self.config
-        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue,
+                                 cfg.create_limit, cfg.create_pattern, cfg.create_fallback)
         try:
-            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
+            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies, cfg.apply_timeout)
         except psycopg2.Error as exc:
             if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
                 return self._skipped(batch, count, started)
-            if exc.pgcode and exc.pgcode.startswith("QS"):
-                message = exc.diag.message_primary or str(exc)
-                if exc.diag.message_detail:
-                    message += f"; {exc.diag.message_detail}"
-                raise BatchError(exc.pgcode, message, exc.diag.message_hint) from exc
+            error = _batch_error(exc)
+            if error is not None:
+                raise error from exc
             raise
         self.metrics.step("apply")
         fp.hit("before_target_commit")
         target.commit()
         fp.hit("after_target_commit")
         return self._finish(batch, count, queues, started)
+
+    # the steps of read_ahead's pipeline (readahead.Pipeline orders them) ---
+    def _stream_into(self, batch: Batch, target: Target) -> int:
+        """COPY *batch* from the source into *target*'s staging table."""
+        assert self.source is not None
+        source, fp = self.source, self.failpoints
+        pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
+        try:
+            return pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+        except (StreamError, psycopg2.Error) as exc:
+            if encoding.is_encoding_error(exc):
+                raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
+            raise
+
+    def _apply_staged(self, staged: Staged) -> BatchStats:
+        """Apply and commit a staged batch on its target session; QS001 (the
+        target is not at the batch's start) is OutOfStep for the pipeline."""
+        cfg, fp = self.config, self.failpoints
+        batch = staged.batch
+        self.metrics.taken(batch)
+        self.metrics.step("stream")
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
+        try:
+            queues = staged.target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
+        except psycopg2.Error as exc:
+            error = _batch_error(exc)
+            if exc.pgcode == "QS001":
+                raise OutOfStep(error or exc) from exc
+            if error is not None:
+                raise error from exc
+            raise
+        self.metrics.step("apply")
+        fp.hit("before_target_commit")
+        staged.target.commit()
+        fp.hit("after_target_commit")
+        self.metrics.step("commits")
+        stats = BatchStats(batch, staged.count, time.monotonic() - staged.started, queues,
+                           idle=max(0.0, staged.started - self._last_batch_end))
+        self._last_batch_end = time.monotonic()
+        log.info("%s", stats.line())
+        self.metrics.done(stats)
+        return stats
+
+    def _target_position(self) -> tuple:
+        assert self.target is not None
+        position = self.target.position(self.config.consumer_name)
+        self.target.commit()
+        return position
 
     def _finish(self, batch: Batch, count: int, queues: list[QueueResult], started: float) -> BatchStats:
         assert self.source is not None
@@ -268,6 +367,8 @@ class Splitter:
         backoff = BACKOFF_START
         failures: list[str] = []
         idle_since = idle_logged = time.monotonic()
+        # the original's per-batch line and idle heartbeat (statslog)
+        compat = StatsLine(self.config.keepalive_stats)
         try:
             while True:
                 control.check()
@@ -277,27 +378,37 @@ class Splitter:
                 if control.reload_requested:
                     control.reload_requested = False
                     self._reload(reload)
+                    compat.keepalive = self.config.keepalive_stats
+                compat.start()
                 try:
                     stats = self.process_batch()
                 except (BatchError, StreamError, psycopg2.Error, OSError) as exc:
                     self.close()  # rolls back whatever was open on either side
+                    compat.send(log)
                     self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
                     message = describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
+                    # exception_sleep set: the original's fixed delay; else
+                    # exponential backoff
+                    fixed = self.config.exception_sleep
+                    delay = fixed if fixed is not None else backoff
                     if isinstance(exc, BatchError) or not failures or failures[-1] != message:
                         # a refused batch: one line per retry (what is wrong,
                         # what to do, when again); an outage: its first error
-                        log.error("%s; retrying in %.0f s", message, backoff)
+                        log.error("%s; retrying in %s s", message, _seconds(delay))
                     else:
-                        log.debug("still failing (attempt %d), retrying in %.0f s: %s",
-                                  len(failures) + 1, backoff, message)
+                        log.debug("still failing (attempt %d), retrying in %s s: %s",
+                                  len(failures) + 1, _seconds(delay), message)
                     failures.append(message)
-                    control.sleep(backoff)
+                    control.sleep(delay)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+                if stats is not None:
+                    compat.batch(stats.count)
+                compat.send(log)
                 if failures:
                     log.info("recovered after %d failed attempt(s)", len(failures))
                     failures.clear()
@@ -332,6 +443,22 @@ class Splitter:
             self.close()
 
 
+def _batch_error(exc: psycopg2.Error) -> BatchError | None:
+    """apply_batch's refusal (a QSnnn error) as a BatchError; None for any
+    other error."""
+    if not (exc.pgcode and exc.pgcode.startswith("QS")):
+        return None
+    message = exc.diag.message_primary or str(exc)
+    if exc.diag.message_detail:
+        message += f"; {exc.diag.message_detail}"
+    return BatchError(exc.pgcode, message, exc.diag.message_hint)
+
+
+def _seconds(delay: float) -> str:
+    """A delay as the log says it: whole seconds without decimals."""
+    return f"{delay:.0f}" if float(delay).is_integer() else f"{delay:g}"
+
+
 def describe_error(exc: BaseException, cfg: Config) -> str:
     """The one line logged for a failed batch: what failed, a lost connection
     the same however psycopg2 surfaced it, else the queue and consumer."""
@@ -349,7 +476,40 @@ def describe_error(exc: BaseException, cfg: Config) -> str:
             text += f" (HINT: {diag.message_hint})"
         code = f"[{exc.pgcode}] " if exc.pgcode else ""
         return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{text}"
-    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {exc}"
+    cause = _database_error(exc)
+    code = f"[{cause.pgcode}] " if cause is not None and cause.pgcode else ""
+    return f"queue {cfg.queue_name!r}, consumer {cfg.consumer_name!r}: {code}{exc}"
+
+
+def _database_error(exc: BaseException) -> psycopg2.Error | None:
+    """The database error behind *exc* (a StreamError wraps the one that
+    broke its COPY), for its SQLSTATE."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, psycopg2.Error):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# SQLSTATEs that mean the session is gone: class 08 (connection exception),
+# admin_shutdown, crash_shutdown, cannot_connect_now
+_LOST_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """Whether *exc* itself says the connection is gone: SQLSTATE class 08 or
+    57P01-57P03, or an error libpq raised without a SQLSTATE (server closed
+    the connection, could not connect, connection already closed).  psycopg2
+    makes OperationalError of much more (lock and statement timeouts, out of
+    memory, "index row size exceeds" ...): those are statement errors, logged
+    with their SQLSTATE."""
+    if not isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return False
+    code = exc.pgcode
+    return code is None or code.startswith("08") or code in _LOST_SQLSTATES
 
 
 def _failure_kind(exc: BaseException) -> tuple[str, str | None]:
@@ -368,7 +528,7 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        if is_lost_connection(current):
             return current
         current = current.__cause__ or current.__context__
     return None

@@ -21,11 +21,16 @@ class QueueResult:
 
 @dataclass(frozen=True)
 class RoutePolicies:
-    """The ini's on_unknown_queue, on_null_queue and default_queue."""
+    """The ini's on_unknown_queue, on_null_queue and default_queue, and the
+    limits of on_unknown_queue = create (create_limit, create_pattern,
+    create_fallback)."""
 
     on_unknown_queue: str = "error"
     on_null_queue: str = "error"
     default_queue: str | None = None
+    create_limit: int = 20
+    create_pattern: str | None = None
+    create_fallback: str = "dead_letter"
 
 
 class Target:
@@ -46,17 +51,27 @@ class Target:
             return cur.rowcount
 
     def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str,
-                    policies: RoutePolicies = RoutePolicies()) -> list[QueueResult]:
-        """Route the staged rows; the transaction stays open for commit()."""
+                    policies: RoutePolicies = RoutePolicies(), timeout: float = 0.0) -> list[QueueResult]:
+        """Route the staged rows; the transaction stays open for commit().
+        *timeout* (seconds, 0 = none) bounds the call: statement_timeout for
+        this transaction only, so a route rule that matches too slowly
+        cancels the batch (nothing applied, retried) instead of holding the
+        consumer forever."""
         with self.conn.cursor() as cur:
+            # set_config(..., true) = SET LOCAL, in milliseconds; one round
+            # trip with the call (each statement of it gets its own timeout)
             cur.execute(
-                "select queue_name, n_events, action from qsplit.apply_batch("
+                "select pg_catalog.set_config('statement_timeout', %(timeout_ms)s, true);"
+                " select queue_name, n_events, action from qsplit.apply_batch("
                 " i_consumer => %(consumer)s, i_batch_id => %(batch_id)s,"
                 " i_prev_tick_id => %(prev_tick_id)s, i_cur_tick_id => %(cur_tick_id)s,"
                 " i_prev_tick_time => %(prev_tick_time)s, i_cur_tick_time => %(cur_tick_time)s,"
                 " i_queue_field => %(queue_field)s, i_on_unknown => %(on_unknown)s,"
-                " i_on_null => %(on_null)s, i_default_queue => %(default_queue)s)",
+                " i_on_null => %(on_null)s, i_default_queue => %(default_queue)s,"
+                " i_create_limit => %(create_limit)s, i_create_pattern => %(create_pattern)s,"
+                " i_create_fallback => %(create_fallback)s)",
                 {
+                    "timeout_ms": str(int(timeout * 1000)),
                     "consumer": consumer_name,
                     "batch_id": batch.batch_id,
                     "prev_tick_id": batch.prev_tick_id,
@@ -67,9 +82,21 @@ class Target:
                     "on_unknown": policies.on_unknown_queue,
                     "on_null": policies.on_null_queue,
                     "default_queue": policies.default_queue,
+                    "create_limit": policies.create_limit,
+                    "create_pattern": policies.create_pattern,
+                    "create_fallback": policies.create_fallback,
                 },
             )
             return [QueueResult(*row) for row in cur.fetchall()]
+
+    def position(self, consumer_name: str) -> tuple[int | None, object]:
+        """The consumer's position on the target: (last tick id, its tick
+        time), (None, None) when it has none."""
+        with self.conn.cursor() as cur:
+            cur.execute("select last_tick_id, last_tick_time from qsplit.consumer_status where consumer_name = %s",
+                        (consumer_name,))
+            row = cur.fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def take_over_position(self, consumer_name: str) -> int | None:
         """Start from queue_splitter's pgq_ext.completed_tick position when

@@ -11,6 +11,9 @@
   bytes), which is collision-resistant, so the counts stay exact.
 - qsplit.dead_letter: the (consumer_name, queue_name) index had the same
   weakness; it becomes (consumer_name, SHA-256 of queue_name).
+- apply_batch, _route_plan, _check_policies: three more parameters (the
+  'create' policy's per-batch limit, allow-list pattern and fallback); the
+  old signatures are dropped, the function layer makes the new ones.
 
 The hash expression is an IMMUTABLE-only chain (decode of the escaped text
 gives the name's bytes in the database encoding), so it can be indexed;
@@ -33,6 +36,15 @@ NAME_KEY = r"pg_catalog.sha256(pg_catalog.decode(pg_catalog.replace({col}, '\', 
 
 
 def upgrade() -> None:
+    # apply_batch and two of its helpers gain the create policy's limits
+    # (create_limit, create_pattern, create_fallback): the old signatures
+    # go, or a call with fewer arguments would be ambiguous
+    op.execute(
+        "drop function if exists qsplit.apply_batch"
+        "(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz)"
+    )
+    op.execute("drop function if exists qsplit._route_plan(text, text, text, text, text)")
+    op.execute("drop function if exists qsplit._check_policies(text, bigint, text, text, text)")
     op.execute("alter table qsplit.consumer add column owner_role oid")
     op.execute(
         "comment on column qsplit.consumer.owner_role is "
@@ -55,6 +67,7 @@ def upgrade() -> None:
 FUNCTIONS = (
     "_claim_consumer", "_pgq_ext_table", "set_consumer_owner", "_route_pattern_problem",
     "apply_batch", "take_over_position", "reset_position", "_record_batch_stats",
+    "_route_plan", "_check_policies", "_claim_position", "add_route",
 )
 
 

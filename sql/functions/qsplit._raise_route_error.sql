@@ -41,14 +41,28 @@ begin
     -- the first ten, biggest first, and how many more: one event per
     -- routing value must not make a message of a million names
     select 'all routing values in error: '
-           || string_agg(format('%s (%s event%s, %s)', coalesce(quote_literal(q), 'NULL'), n,
+           || string_agg(format('%s (%s event%s, %s)',
+                                case when length(q) > 200
+                                     then quote_literal(left(q, 200)) || format('... (%s characters)', length(q))
+                                     else coalesce(quote_literal(q), 'NULL') end, n,
                                 case when n = 1 then '' else 's' end, r), ', ' order by i)
                 filter (where i <= 10)
            || case when count(*) > 10 then format(' and %s more', count(*) - 10) else '' end
       into v_detail
       from unnest(i_queues, i_counts, i_reasons) with ordinality e(q, n, r, i);
 
-    if v_reason = 'unknown_queue' then
+    if v_reason in ('invalid_queue_name', 'create_not_allowed', 'create_limit') then
+        raise exception 'qsplit: consumer "%" batch %: % (% event(s) want it)',
+                i_consumer, i_batch_id,
+                case v_reason
+                    when 'invalid_queue_name' then format('a routing value of %s bytes names no queue (pgq cannot hold a queue name that long)', octet_length(v_queue))
+                    when 'create_not_allowed' then format('queue %s may not be created: no route rule names it and it does not match create_pattern', quote_literal(left(v_queue, 200)))
+                    else format('queue %s is beyond create_limit, the most queues one batch may create', quote_literal(left(v_queue, 200)))
+                end, v_n
+            using errcode = 'QS002', detail = v_detail,
+                  hint = 'Fix the producer, map such values with qsplit.add_route(), widen create_pattern / create_limit, '
+                         'or set create_fallback (on_unknown_queue = create) or on_unknown_queue to skip | default | dead_letter and reload (-r).';
+    elsif v_reason = 'unknown_queue' then
         raise exception 'qsplit: consumer "%" batch %: target queue % does not exist (% event(s) want it)',
                 i_consumer, i_batch_id, quote_literal(v_queue), v_n
             using errcode = 'QS002', detail = v_detail,

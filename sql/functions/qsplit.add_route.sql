@@ -29,16 +29,18 @@ returns integer as $$
 --      the rule's priority
 --
 -- Errors:
---      QS010 - invalid pattern, empty target, or priority taken
+--      QS010 - invalid pattern, a back-reference in it (matching could take
+--              unbounded time), empty target, or priority taken
 --
 -- Calls:
---      None
+--      qsplit._route_pattern_problem(1)
 --
 -- Tables directly manipulated:
 --      insert, update - qsplit.route
 -- ----------------------------------------------------------------------
 declare
     v_priority integer;
+    v_problem  text;
 begin
     if coalesce(i_consumer, '') = '' or i_pattern is null or coalesce(i_target, '') = '' then
         raise exception 'qsplit: add_route needs a consumer, a pattern and a non-empty target (got %, %, %)',
@@ -46,16 +48,13 @@ begin
                 coalesce(quote_literal(i_target), 'NULL')
             using errcode = 'QS010';
     end if;
-    begin
-        -- on its own first: a pattern like 'a)|(b' would escape the anchors
-        perform '' operator(pg_catalog.~) i_pattern;
-        perform '' operator(pg_catalog.~) ('^(?:' || i_pattern || ')$');
-    exception when invalid_regular_expression then
-        raise exception 'qsplit: consumer "%": route pattern % is not a valid regular expression: %',
-                i_consumer, quote_literal(i_pattern), sqlerrm
+    v_problem := qsplit._route_pattern_problem(i_pattern);
+    if v_problem is not null then
+        raise exception 'qsplit: consumer "%": route pattern % is refused: %',
+                i_consumer, quote_literal(i_pattern), v_problem
             using errcode = 'QS010',
-                  hint = 'Patterns are POSIX regular expressions (PostgreSQL ~), matched against the whole routing value.';
-    end;
+                  hint = 'Patterns are POSIX regular expressions (PostgreSQL ~) without back-references, matched against the whole routing value; use [0-9] or \d for a digit.';
+    end if;
 
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('qsplit.route:' || i_consumer));
     select coalesce(i_priority, r.priority) into v_priority

@@ -9,12 +9,15 @@ create or replace function qsplit.apply_batch(
     in i_default_queue  text default null,
     in i_prev_tick_time timestamptz default null,
     in i_cur_tick_time  timestamptz default null,
+    in i_create_limit   integer default 20,
+    in i_create_pattern text default null,
+    in i_create_fallback text default 'dead_letter',
     out queue_name      text,
     out n_events        bigint,
     out action          text)
 returns setof record as $$
 -- ----------------------------------------------------------------------
--- Function: qsplit.apply_batch(10)
+-- Function: qsplit.apply_batch(13)
 --
 --      Apply one source batch, staged by COPY in pg_temp.qsplit_staging,
 --      to the target queues: each event goes into the queue its
@@ -63,6 +66,13 @@ returns setof record as $$
 --      i_default_queue - target queue of the 'default' policy
 --      i_prev_tick_time, i_cur_tick_time - the batch's tick times from
 --                        pgq.next_batch* (NULL: check tick ids only)
+--      i_create_limit  - 'create' makes at most this many queues per batch
+--                        (default 20; each holds ~40 locks until commit)
+--      i_create_pattern - 'create' makes only queues a route rule names or
+--                        whose name matches this pattern (NULL: any name)
+--      i_create_fallback - what happens to the events of the names 'create'
+--                        refuses (too long, not allowed, beyond the limit):
+--                        error | skip | default | dead_letter (default)
 --
 -- Returns:
 --      one row per target queue and action: (queue_name, n_events, action),
@@ -76,13 +86,15 @@ returns setof record as $$
 --      QS003 - NULL routing value; QS004 - staging table missing;
 --      QS005 - unknown queue_field; QS006 - target queue refuses inserts;
 --      QS007 - the position was written by another source queue;
---      QS008 - bad policy or default queue; QS009 - staging table not genuine.
+--      QS008 - bad policy or default queue; QS009 - staging table not genuine;
+--      QS011 - the consumer belongs to another role; QS013 - a NULL tick
+--      time for a position that has one.
 --      Each error names the consumer and the batch; its HINT says what to do.
 --
 -- Calls:
---      qsplit._check_queue_field(3), qsplit._check_policies(5),
+--      qsplit._check_queue_field(3), qsplit._check_policies(8),
 --      qsplit._check_staging(2), qsplit._claim_position(6),
---      qsplit._route_plan(5), qsplit._raise_route_error(7),
+--      qsplit._route_plan(8), qsplit._raise_route_error(7),
 --      pgq.create_queue(1), qsplit._insert_dead_letters(6),
 --      qsplit._insert_routed(4), qsplit._result_action(1),
 --      qsplit._record_batch_stats(5)
@@ -102,7 +114,8 @@ declare
     v_queue     text;
 begin
     v_col := qsplit._check_queue_field(i_consumer, i_batch_id, i_queue_field);
-    perform qsplit._check_policies(i_consumer, i_batch_id, i_on_unknown, i_on_null, i_default_queue);
+    perform qsplit._check_policies(i_consumer, i_batch_id, i_on_unknown, i_on_null, i_default_queue,
+                                   i_create_limit, i_create_pattern, i_create_fallback);
     perform qsplit._check_staging(i_consumer, i_batch_id);
 
     -- lock the position (held to commit) and move it to this batch's cur
@@ -119,7 +132,8 @@ begin
            coalesce(array_agg(p.n_events), '{}'), coalesce(array_agg(p.action), '{}'),
            coalesce(array_agg(p.reason), '{}')
       into v_values, v_queues, v_counts, v_actions, v_reasons
-      from qsplit._route_plan(i_consumer, i_queue_field, i_on_unknown, i_on_null, i_default_queue) p;
+      from qsplit._route_plan(i_consumer, i_queue_field, i_on_unknown, i_on_null, i_default_queue,
+                              i_create_limit, i_create_pattern, i_create_fallback) p;
 
     -- any 'error' applies nothing (the position moved above rolls back too)
     perform qsplit._raise_route_error(i_consumer, i_batch_id, v_col, i_default_queue,
@@ -129,6 +143,15 @@ begin
        from unnest(v_queues, v_counts, v_actions, v_reasons) p(queue_name, n_events, action, reason)
       where p.action = 'error'
      having count(*) > 0;
+
+    -- the commit that records the batch must reach the disk (or the
+    -- synchronous standbys) before the driver finishes the batch on the
+    -- source: whatever the server, database or role set, at least 'on'
+    -- (remote_apply, stronger, is kept).  SET LOCAL: to the end of the
+    -- transaction, i.e. through its commit.
+    if pg_catalog.current_setting('synchronous_commit') not in ('on', 'remote_apply') then
+        perform pg_catalog.set_config('synchronous_commit', 'on', true);
+    end if;
 
     -- carry the plan out: queues to create, dead letters, event tables
     for v_queue in

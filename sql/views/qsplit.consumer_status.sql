@@ -16,6 +16,10 @@
 --      a WHERE clause sees the rows it hides.
 --
 --      select * from qsplit.consumer_status;
+--      Every function is pg_catalog-qualified: a view binds its functions
+--      when it is created, and a look-alike in public (an aggregate
+--      jsonb_object_agg(text, bigint) matches better than pg_catalog's
+--      ("any", "any")) would run as whoever reads the view.
 -- ----------------------------------------------------------------------
 create or replace view qsplit.consumer_status with (security_barrier) as
 select c.consumer_name,
@@ -23,7 +27,7 @@ select c.consumer_name,
        c.last_tick_time,
        c.last_batch_id,
        c.last_applied_at,
-       now() - c.last_applied_at as since_last_batch,
+       pg_catalog.now() - c.last_applied_at as since_last_batch,
        coalesce(s.events_routed, 0)::bigint as events_routed,
        coalesce(s.events_by_queue, '{}'::jsonb) as events_by_queue,
        coalesce(s.events_by_action, '{}'::jsonb) as events_by_action,
@@ -32,11 +36,11 @@ select c.consumer_name,
          where d.consumer_name operator(pg_catalog.=) c.consumer_name) as dead_letters_waiting
   from qsplit.consumer c
   left join lateral (
-        select sum(st.n_events) filter (where st.action = 'inserted') as events_routed,
-               jsonb_object_agg(st.queue_name, st.n_events)
+        select pg_catalog.sum(st.n_events) filter (where st.action = 'inserted') as events_routed,
+               pg_catalog.jsonb_object_agg(st.queue_name, st.n_events)
                    filter (where st.action = 'inserted') as events_by_queue,
-               (select jsonb_object_agg(a.action, a.n)
-                  from (select st2.action, sum(st2.n_events) as n
+               (select pg_catalog.jsonb_object_agg(a.action, a.n)
+                  from (select st2.action, pg_catalog.sum(st2.n_events) as n
                           from qsplit.queue_stats st2
                          where st2.consumer_name = c.consumer_name
                          group by st2.action) a) as events_by_action
