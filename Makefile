@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test bench soak clean
+.PHONY: help venv prereqs install-sql sql-script demo test test-two-servers bench soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make test-two-servers        the fault tests with the target on a second local cluster"
 	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
@@ -44,6 +45,13 @@ demo: prereqs venv
 
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the fault matrix (both loops) with the target on a second server: the
+# cluster scripts/target-cluster.sh makes and starts (QSPLIT_TARGET_PORT,
+# 5433 unless set); the restart test restarts one server at a time
+FAULT_TESTS ?= tests/test_faults.py tests/test_read_ahead.py
+test-two-servers: prereqs venv
+	port=$$(scripts/target-cluster.sh) && QSPLIT_TEST_TARGET_PORT=$$port $(BIN)/pytest $(PYTEST_ARGS) $(FAULT_TESTS)
 
 # not part of make test: a few minutes of load; creates and drops its own
 # databases (qsplit_bench_src/_dst unless BENCH_ARGS names others), on the

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pytest_postgresql import factories
 
-from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE, Cluster, dsn_for,
-                     install_paths, install_qsplit, install_via, cluster_role, run_sql, scratch_db)
+from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE, TARGET_PORT, Cluster,
+                     cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db)
 
 
 def _conninfo(kwargs: dict) -> str:
@@ -36,7 +36,7 @@ source_server = factories.postgresql_noproc(
     host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
 )
 target_server = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
+    host=PG_HOST, port=TARGET_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
 )
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
@@ -62,17 +62,18 @@ def target_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         dst = request.getfixturevalue("target_pg").info
         yield f"host={dst.host} port={dst.port} user={dst.user} dbname={dst.dbname}"
         return
-    with scratch_db(f"path_{path}") as dsn:
+    with scratch_db(f"path_{path}", port=TARGET_PORT) as dsn:
         install_via(path, dsn)
         yield dsn
 
 
 @pytest.fixture(scope="session")
 def driver_roles(target_server) -> tuple[str, str]:
-    """The drivers' login roles (made once).  Depends on the target
-    template, whose install made qsplit_writer."""
-    cluster_role(SRC_DRIVER_ROLE, "pgq_reader")
-    cluster_role(DST_DRIVER_ROLE, "qsplit_writer")
+    """The drivers' login roles (made once), each on the server of its side
+    (one server unless TWO_SERVERS).  Depends on the target template, whose
+    install made qsplit_writer."""
+    cluster_role(SRC_DRIVER_ROLE, "pgq_reader", port=PG_PORT)
+    cluster_role(DST_DRIVER_ROLE, "qsplit_writer", port=TARGET_PORT)
     return SRC_DRIVER_ROLE, DST_DRIVER_ROLE
 
 
@@ -81,14 +82,14 @@ def cluster(source_pg, target_dsn, driver_roles, tmp_path: Path) -> Iterator[Clu
     """The source and target databases of one test.  The tests speak as the
     superuser; the driver they run logs in as the non-superuser driver roles."""
     src = source_pg.info
-    dst_db = run_sql(target_dsn, "select current_database()")[0][0]
+    src_dsn = f"host={src.host} port={src.port} user={src.user} dbname={src.dbname}"
     src_role, dst_role = driver_roles
     c = Cluster(
-        src_dsn=dsn_for(src.dbname, src.user),
+        src_dsn=src_dsn,
         dst_dsn=target_dsn,
         workdir=tmp_path,
-        driver_src_dsn=dsn_for(src.dbname, src_role),
-        driver_dst_dsn=dsn_for(dst_db, dst_role),
+        driver_src_dsn=dsn_as(src_dsn, src_role),
+        driver_dst_dsn=dsn_as(target_dsn, dst_role),
     )
     yield c
     c.close()

@@ -3,7 +3,8 @@ Test modules import from here (and get fixtures from conftest.py), never
 from one another and never a name that starts with an underscore.
 
 One of each kind of helper:
-  where the server is       PG_HOST, PG_PORT, PG_USER, PREFIX, dsn_for, dsn_as, restart_server
+  where the server is       PG_HOST, PG_PORT (TARGET_PORT, TWO_SERVERS), PG_USER, PREFIX, dsn_for, dsn_as,
+                            restart_server
   roles                     cluster_role, Cluster.connect_as
   one-off SQL               run_sql
   scratch databases         scratch_db
@@ -47,6 +48,10 @@ DRIVER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "qsplit.
 PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
 PG_USER = os.environ.get("PGUSER") or getpass.getuser()
+# the two-server mode: the target databases on a second server (e.g. the
+# cluster scripts/target-cluster.sh starts); unset, both live on PG_PORT
+TARGET_PORT = int(os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
+TWO_SERVERS = TARGET_PORT != PG_PORT
 # distinct names let two test runs share one server (e.g. a developer and CI)
 PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")
 # the drivers of the tests log in as these non-superuser roles: on the source
@@ -66,8 +71,8 @@ T = TypeVar("T")
 
 
 # the server ----------------------------------------------------------------------
-def dsn_for(dbname: str, user: str = PG_USER) -> str:
-    return f"host={PG_HOST} port={PG_PORT} user={user} dbname={dbname}"
+def dsn_for(dbname: str, user: str = PG_USER, port: int = PG_PORT) -> str:
+    return f"host={PG_HOST} port={port} user={user} dbname={dbname}"
 
 
 def dsn_as(dsn: str, role: str) -> str:
@@ -102,11 +107,11 @@ def restart_server(dsn: str) -> None:
     raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
 
 
-def cluster_role(name: str, *member_of: str, login: bool = True) -> str:
-    """A role of the cluster, never a superuser (made when missing: roles are
-    cluster-wide, and runs with other prefixes must not collide), granted
-    *member_of* besides what it had."""
-    admin = dsn_for("postgres")
+def cluster_role(name: str, *member_of: str, login: bool = True, port: int = PG_PORT) -> str:
+    """A role of the cluster on *port*, never a superuser (made when missing:
+    roles are cluster-wide, and runs with other prefixes must not collide),
+    granted *member_of* besides what it had."""
+    admin = dsn_for("postgres", port=port)
     for (stmt,) in run_sql(admin, "select format('create role %%I %%s', %s::text, %s::text)"
                                   " where not exists (select 1 from pg_roles where rolname = %s)",
                            (name, "login" if login else "nologin", name)):
@@ -119,25 +124,26 @@ def cluster_role(name: str, *member_of: str, login: bool = True) -> str:
 
 @contextmanager
 def scratch_db(tag: str, *, pgq: bool = True, encoding: str | None = None, prefix: str = PREFIX,
-               keep: bool = False) -> Iterator[str]:
+               keep: bool = False, port: int = PG_PORT) -> Iterator[str]:
     """A fresh database named <prefix>_<tag> (this run's prefix: never another
-    run's), with the pgq extension unless *pgq* is false, in *encoding* (with
-    the C locale) if given; its dsn.  Dropped afterwards unless *keep*."""
+    run's) on the server on *port*, with the pgq extension unless *pgq* is
+    false, in *encoding* (with the C locale) if given; its dsn.  Dropped
+    afterwards unless *keep*."""
     name = f"{prefix}_{tag}"[:63]
     drop = sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
     create = sql.SQL("create database {} template template0").format(sql.Identifier(name))
     if encoding:
         create += sql.SQL(" encoding {} lc_collate 'C' lc_ctype 'C'").format(sql.Literal(encoding))
-    run_sql(dsn_for("postgres"), drop)
-    run_sql(dsn_for("postgres"), create)
-    dsn = dsn_for(name)
+    run_sql(dsn_for("postgres", port=port), drop)
+    run_sql(dsn_for("postgres", port=port), create)
+    dsn = dsn_for(name, port=port)
     try:
         if pgq:
             run_sql(dsn, "create extension pgq")
         yield dsn
     finally:
         if not keep:
-            run_sql(dsn_for("postgres"), drop)
+            run_sql(dsn_for("postgres", port=port), drop)
 
 
 # schema install -------------------------------------------------------------------
@@ -611,9 +617,11 @@ def wait_for_lock_wait(cluster: Cluster, timeout: float = 20) -> int:
     )
 
 
-def terminate_backend(cluster: Cluster, pid: int) -> bool:
-    """pg_terminate_backend(pid) (any database of the server): whether it was there."""
-    return cluster.src_exec("select pg_terminate_backend(%s)", (pid,)) == [(True,)]
+def terminate_backend(cluster: Cluster, pid: int, side: str = "src") -> bool:
+    """pg_terminate_backend(pid) on one side's server ('src' or 'dst'):
+    whether it was there."""
+    run = cluster.src_exec if side == "src" else cluster.dst_exec
+    return run("select pg_terminate_backend(%s)", (pid,)) == [(True,)]
 
 
 # the result ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from helpers import (
     SOURCE_QUEUE,
+    TWO_SERVERS,
     Driver,
     Ledger,
     assert_exactly_once,
@@ -140,7 +141,7 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
             before = {b.pid for b in driver_backends(cluster, "src") + driver_backends(cluster, "dst")}
-            kills[side] += sum(terminate_backend(cluster, b.pid) for b in driver_backends(cluster, side))
+            kills[side] += sum(terminate_backend(cluster, b.pid, side) for b in driver_backends(cluster, side))
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
             produce(cluster, TARGETS, 10, start=produced)
@@ -158,10 +159,19 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     assert "Traceback" not in log + driver.stderr()
 
 
-def test_target_server_restart_during_a_run(cluster):
-    """Restarts the whole local server (source and target live on it): the
-    driver loses both connections, reconnects, and completes exactly once."""
-    ini = _start(cluster)
+# one server: restart it (both sides at once); two servers
+# (QSPLIT_TEST_TARGET_PORT): restart one of them at a time
+RESTARTS = ["source", "target"] if TWO_SERVERS else ["both"]
+
+
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+@pytest.mark.parametrize("server", RESTARTS)
+def test_target_server_restart_during_a_run(cluster, server, read_ahead):
+    """Restarts a server under the running driver: it loses that side's
+    connections, reconnects, and completes exactly once."""
+    _start(cluster)  # registers the consumer
+    ini = cluster.write_ini(loop_delay="0.05", read_ahead=read_ahead)
+    side = "dst" if server == "target" else "src"
     driver = Driver(cluster, str(ini))
     produced = 0
     try:
@@ -170,8 +180,9 @@ def test_target_server_restart_during_a_run(cluster):
             produced += 3000
             if b == 2:
                 wait_for(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                restart_server(cluster.src_dsn)
-                wait_for(lambda: cluster.src_exec("select 1"), 60, "the server to accept connections")
+                restart_server(cluster.src_dsn if side == "src" else cluster.dst_dsn)
+                restarted = cluster.src_exec if side == "src" else cluster.dst_exec
+                wait_for(lambda: restarted("select 1"), 60, "the server to accept connections")
         wait_for(lambda: drained(cluster), 90, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()
     finally:

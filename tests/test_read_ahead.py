@@ -154,7 +154,7 @@ def test_terminated_connections_with_read_ahead_complete_exactly_once(cluster):
             # one target session or the source: the other session's batch
             # must not go through alone
             for pid in pids[:1] if side == "dst" else pids:
-                terminate_backend(cluster, pid)
+                terminate_backend(cluster, pid, side)
             produce(cluster, TARGETS, 10, start=produced)
             produced += 10
             wait_for(lambda: drained(cluster), 60, f"the driver to reconnect and drain (seed {seed})")

@@ -136,13 +136,14 @@ begin
                               i_create_limit, i_create_pattern, i_create_fallback) p;
 
     -- any 'error' applies nothing (the position moved above rolls back too)
-    perform qsplit._raise_route_error(i_consumer, i_batch_id, v_col, i_default_queue,
-                                      array_agg(p.queue_name order by p.n_events desc, p.queue_name),
-                                      array_agg(p.n_events order by p.n_events desc, p.queue_name),
-                                      array_agg(p.reason order by p.n_events desc, p.queue_name))
-       from unnest(v_queues, v_counts, v_actions, v_reasons) p(queue_name, n_events, action, reason)
-      where p.action = 'error'
-     having count(*) > 0;
+    if 'error' = any (v_actions) then
+        perform qsplit._raise_route_error(i_consumer, i_batch_id, v_col, i_default_queue,
+                                          array_agg(p.queue_name order by p.n_events desc, p.queue_name),
+                                          array_agg(p.n_events order by p.n_events desc, p.queue_name),
+                                          array_agg(p.reason order by p.n_events desc, p.queue_name))
+           from unnest(v_queues, v_counts, v_actions, v_reasons) p(queue_name, n_events, action, reason)
+          where p.action = 'error';
+    end if;
 
     -- the commit that records the batch must reach the disk (or the
     -- synchronous standbys) before the driver finishes the batch on the
@@ -161,11 +162,12 @@ begin
         perform pgq.create_queue(v_queue);
     end loop;
 
-    perform qsplit._insert_dead_letters(i_consumer, i_batch_id, v_col, array_agg(p.route_value),
-                                        array_agg(p.queue_name), array_agg(p.reason))
-       from unnest(v_values, v_queues, v_actions, v_reasons) p(route_value, queue_name, action, reason)
-      where p.action = 'dead_letter'
-     having count(*) > 0;
+    if 'dead_letter' = any (v_actions) then
+        perform qsplit._insert_dead_letters(i_consumer, i_batch_id, v_col, array_agg(p.route_value),
+                                            array_agg(p.queue_name), array_agg(p.reason))
+           from unnest(v_values, v_queues, v_actions, v_reasons) p(route_value, queue_name, action, reason)
+          where p.action = 'dead_letter';
+    end if;
 
     -- every queue's events in one INSERT, in ev_id order
     perform qsplit._insert_routed(v_col,
