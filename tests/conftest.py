@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from pytest_postgresql import factories
 
-from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE, TARGET_PORT, Cluster,
-                     cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db)
+from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT_DST, PG_PORT_SRC, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE,
+                     Cluster, cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db)
 
 
 def _conninfo(kwargs: dict) -> str:
@@ -33,10 +33,10 @@ def load_target(**kwargs) -> None:
 
 
 source_server = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
+    host=PG_HOST, port=PG_PORT_SRC, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
 )
 target_server = factories.postgresql_noproc(
-    host=PG_HOST, port=TARGET_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
+    host=PG_HOST, port=PG_PORT_DST, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
 )
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
@@ -44,8 +44,12 @@ target_pg = factories.postgresql("target_server")
 TEMPLATE = "template"  # the install path of target_pg: alembic upgrade head
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "every_install_path: run on a target from every install path")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `uses_source`: the test has a source database (through `cluster` or
+    # `source_pg`), so a source/target pair of two majors means something to it
+    for item in items:
+        if "source_pg" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.uses_source)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -62,18 +66,17 @@ def target_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         dst = request.getfixturevalue("target_pg").info
         yield f"host={dst.host} port={dst.port} user={dst.user} dbname={dst.dbname}"
         return
-    with scratch_db(f"path_{path}", port=TARGET_PORT) as dsn:
+    with scratch_db(f"path_{path}", port=PG_PORT_DST) as dsn:
         install_via(path, dsn)
         yield dsn
 
 
 @pytest.fixture(scope="session")
-def driver_roles(target_server) -> tuple[str, str]:
-    """The drivers' login roles (made once), each on the server of its side
-    (one server unless TWO_SERVERS).  Depends on the target template, whose
-    install made qsplit_writer."""
-    cluster_role(SRC_DRIVER_ROLE, "pgq_reader", port=PG_PORT)
-    cluster_role(DST_DRIVER_ROLE, "qsplit_writer", port=TARGET_PORT)
+def driver_roles(source_server, target_server) -> tuple[str, str]:
+    """The drivers' login roles (made once), each on its side's server.
+    Depends on the templates, whose set-up made pgq_reader and qsplit_writer."""
+    cluster_role(SRC_DRIVER_ROLE, "pgq_reader", port=PG_PORT_SRC)
+    cluster_role(DST_DRIVER_ROLE, "qsplit_writer", port=PG_PORT_DST)
     return SRC_DRIVER_ROLE, DST_DRIVER_ROLE
 
 

@@ -3,7 +3,7 @@ Test modules import from here (and get fixtures from conftest.py), never
 from one another and never a name that starts with an underscore.
 
 One of each kind of helper:
-  where the server is       PG_HOST, PG_PORT (TARGET_PORT, TWO_SERVERS), PG_USER, PREFIX, dsn_for, dsn_as,
+  where the server is       PG_HOST, PG_PORT (PG_PORT_SRC/DST, TWO_SERVERS), PG_USER, PREFIX, dsn_for, dsn_as,
                             restart_server
   roles                     cluster_role, Cluster.connect_as
   one-off SQL               run_sql
@@ -48,10 +48,14 @@ DRIVER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "qsplit.
 PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
 PG_USER = os.environ.get("PGUSER") or getpass.getuser()
-# the two-server mode: the target databases on a second server (e.g. the
-# cluster scripts/target-cluster.sh starts); unset, both live on PG_PORT
-TARGET_PORT = int(os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
-TWO_SERVERS = TARGET_PORT != PG_PORT
+# source and target may live on two servers, even of two majors:
+# PGPORT_SRC / PGPORT_DST (make test-matrix's mixed pairs), or
+# QSPLIT_TEST_TARGET_PORT for the target (make test-two-servers, on the
+# cluster scripts/target-cluster.sh starts); unset, both live on PGPORT
+PG_PORT_SRC = int(os.environ.get("PGPORT_SRC") or PG_PORT)
+PG_PORT_DST = int(os.environ.get("PGPORT_DST") or os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
+TARGET_PORT = PG_PORT_DST
+TWO_SERVERS = PG_PORT_SRC != PG_PORT_DST
 # distinct names let two test runs share one server (e.g. a developer and CI)
 PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")
 # the drivers of the tests log in as these non-superuser roles: on the source
@@ -93,10 +97,17 @@ def run_sql(dsn: str, statement: str | sql.Composable, args=None) -> list[tuple]
 
 
 def restart_server(dsn: str) -> None:
-    """Restart the PostgreSQL server *dsn* is on: the Debian cluster on its
-    port and data directory (pg_lsclusters), never another server of the
-    machine."""
+    """Restart the local PostgreSQL server that *dsn* connects to: a cluster
+    of the version matrix (scripts/pg-matrix.sh) or a Debian cluster
+    (pg_lsclusters), found by its port and data directory, never another
+    server of the machine."""
     ((port, data_dir),) = run_sql(dsn, "select current_setting('port'), current_setting('data_directory')")
+    matrix = REPO / "scripts" / "pg-matrix.sh"
+    found = subprocess.run([str(matrix), "major-of-port", port], capture_output=True, text=True)
+    if found.returncode == 0:
+        major = found.stdout.strip()
+        subprocess.run([str(matrix), "restart", major], check=True, timeout=120)
+        return
     out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
@@ -104,7 +115,7 @@ def restart_server(dsn: str) -> None:
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
                            check=True, timeout=120)
             return
-    raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
+    raise AssertionError(f"no local cluster serves port {port} ({data_dir}): pg_lsclusters, scripts/pg-matrix.sh status")
 
 
 def cluster_role(name: str, *member_of: str, login: bool = True, port: int = PG_PORT) -> str:

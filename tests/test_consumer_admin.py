@@ -11,6 +11,9 @@ import pytest
 
 from helpers import assert_exactly_once, open_batches, produce
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 QUEUES = ["a", "b"]
 
 

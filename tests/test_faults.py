@@ -32,6 +32,9 @@ from helpers import (
 )
 from qsplit.failpoints import POINTS
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 TARGETS = ["fault.a", "fault.b", "fault.c", "fault.d"]
 SKIPPED = "skipped, already applied on the target"
 
@@ -128,9 +131,13 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     kills = {"src": 0, "dst": 0}
     produced = 0
 
-    def connected_anew(before: set[int]) -> bool:
-        now = {side: {b.pid for b in driver_backends(cluster, side)} for side in ("src", "dst")}
-        return all(now.values()) and not (now["src"] | now["dst"]) & before
+    def backends() -> set[tuple[str, int]]:
+        # (side, pid): source and target may be two servers with clashing pids
+        return {(side, b.pid) for side in ("src", "dst") for b in driver_backends(cluster, side)}
+
+    def connected_anew(before: set[tuple[str, int]]) -> bool:
+        now = backends()
+        return {side for side, _ in now} == {"src", "dst"} and not now & before
 
     try:
         wait_for(lambda: connected_anew(set()), 30, "the driver to connect")
@@ -140,7 +147,7 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             produced += n
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
-            before = {b.pid for b in driver_backends(cluster, "src") + driver_backends(cluster, "dst")}
+            before = backends()
             kills[side] += sum(terminate_backend(cluster, b.pid, side) for b in driver_backends(cluster, side))
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything

@@ -17,6 +17,9 @@ from helpers import (REPO, apply_offline_script, offline_script, run_psql_script
                      upgrade_starts)
 from qsplit import install
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 VERSIONS = REPO / "migrations" / "versions"
 # 0001_consumer_position.py: four digits (the revision id), an underscore, a lower-case slug
 FILE_NAME = re.compile(r"^(?P<rev>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")

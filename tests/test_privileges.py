@@ -11,6 +11,9 @@ import pytest
 from helpers import (CONSUMER, DST_DRIVER_ROLE, PREFIX, SRC_DRIVER_ROLE, cluster_role, dsn_as, install_qsplit, produce,
                      run_ok, setup_source, source_by_route)
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 
 def refused(conn, sql: str, args=None) -> str:
     with pytest.raises(psycopg2.Error) as exc:
@@ -22,8 +25,10 @@ def refused(conn, sql: str, args=None) -> str:
 def test_non_superuser_drivers_move_a_full_stream(cluster):
     c = cluster
     # the roles the tests' drivers use: no superuser, one membership each
-    for role, member_of in ((SRC_DRIVER_ROLE, ["pgq_reader"]), (DST_DRIVER_ROLE, ["qsplit_writer"])):
-        assert c.dst_exec(
+    # (each on its side's server: source and target may be two servers)
+    for exec_sql, role, member_of in ((c.src_exec, SRC_DRIVER_ROLE, ["pgq_reader"]),
+                                      (c.dst_exec, DST_DRIVER_ROLE, ["qsplit_writer"])):
+        assert exec_sql(
             "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,"
             "       array(select g.rolname::text from pg_auth_members m join pg_roles g on g.oid = m.roleid"
             "              where m.member = r.oid order by 1)"

@@ -7,6 +7,9 @@ import pytest
 
 from helpers import REPO as REPO_ROOT, assert_exactly_once, produce
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 
 def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:
     """Read a target queue the way a batch-processing consumer does:
