@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, Cluster
+from helpers import REPO, Cluster, run_driver
 
 from qsplit.config import KEYS, ConfigError, load
 
@@ -210,11 +210,7 @@ def test_ini_prints_every_key_and_loads(cluster):
 
 
 def test_help_reads_like_a_man_page():
-    import subprocess
-
-    from helpers import DRIVER
-
-    result = subprocess.run(DRIVER + ["--help"], capture_output=True, text=True, cwd=REPO)
+    result = run_driver("--help")
     assert result.returncode == 0
     text = result.stdout
     for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "CONFIGURATION FILE", "SIGNALS", "EXIT STATUS", "FILES",
@@ -227,7 +223,7 @@ def test_help_reads_like_a_man_page():
         assert f"  {key.name}" in text, key.name
     for sig in ("SIGHUP", "SIGINT", "SIGTERM"):
         assert sig in text
-    version = subprocess.run(DRIVER + ["-V"], capture_output=True, text=True)
+    version = run_driver("-V")
     assert version.returncode == 0 and version.stdout.startswith("qsplit-driver ")
 
 

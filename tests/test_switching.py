@@ -23,8 +23,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from driverproc import wait_for
-from helpers import DRIVER, EVENT_FIELDS, REPO, Cluster
+from helpers import DRIVER, EVENT_FIELDS, REPO, Cluster, drained, wait_for
 
 ORIGINAL = [sys.executable, str(REPO / "tests" / "original_splitter.py")]
 QUEUES = ("queue.a", "queue.b", "queue.c")
@@ -104,12 +103,7 @@ def _produce(cluster: Cluster, batches: int, per_batch: int = 6) -> None:
 
 def _drained(cluster: Cluster) -> bool:
     """The consumer has finished every tick of the source queue."""
-    (row,) = cluster.src_exec(
-        "select c.last_tick = q.queue_cur_tick and c.current_batch is null"
-        "  from pgq.get_consumer_info('singlequeue', %s) c,"
-        "       (select last_tick_id as queue_cur_tick from pgq.get_queue_info('singlequeue')) q",
-        (CONSUMER,))
-    return row[0]
+    return drained(cluster, CONSUMER, "singlequeue")
 
 
 def _assert_exact(cluster: Cluster) -> None:
