@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from driverproc import Driver, kill_quietly, process_alive, wait_for
-from helpers import Cluster
+from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for
 
 from qsplit.config import ConfigError, load, parse_overrides
 
@@ -252,17 +251,17 @@ def test_control_switches_with_nothing_running_warn_and_exit_0(cluster):
 def test_second_instance_exits_1(cluster):
     _queues(cluster, "a")
     ini = cluster.write_ini()
-    live = subprocess.Popen(["sleep", "60"])
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    # a running driver (its lock on the pidfile, not the pid in it, says so)
+    live = Driver(cluster, str(ini))
     try:
-        pidfile = cluster.workdir / "pid" / "test_splitter.pid"
-        pidfile.parent.mkdir(exist_ok=True)
-        pidfile.write_text(f"{live.pid}\n")
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         for args in (("--once",), ("-d",), ()):
             result = cluster.run_driver(*args, str(ini))
             assert result.returncode == 1, (args, result.stderr)
             assert "already running" in result.stderr
     finally:
-        live.kill()
+        live.signal(signal.SIGTERM)
         live.wait()
 
 

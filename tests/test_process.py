@@ -9,9 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
-                        wait_for, wait_for_lock_wait)
-from test_split import assert_split_exact, produce
+from psycopg2 import sql
+
+from helpers import (EXAMPLE_JOB, Driver, assert_exactly_once, driver_backends, example_ini, home_env, kill_quietly,
+                     open_batches, process_alive, produce, wait_for, wait_for_lock_wait)
 
 
 def routed_event(cluster, x1: str, x2: str) -> None:
@@ -96,28 +97,31 @@ def test_stale_pidfile_is_replaced_live_one_refuses(cluster):
     assert "replacing stale pidfile" in cluster.log_text()
     assert not pidfile.exists()  # removed on exit
 
-    live = subprocess.Popen(["sleep", "60"])
+    # a pid alone proves nothing (any process may have it after a reboot):
+    # what refuses a second driver is the running driver's lock on the file
+    live = Driver(cluster, str(ini))
     try:
-        pidfile.write_text(f"{live.pid}\n")
-        produce(cluster, ["a"], per_batch=5, batches=1)
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         refused = cluster.run_driver("--once", str(ini))
         assert refused.returncode == 1
         assert f"names running process {live.pid}" in refused.stderr
         assert pidfile.read_text().strip() == str(live.pid)
-        assert cluster.target_events("a") == []
         # an empty pidfile key means none: this run neither checks nor writes it
         unclaimed = cluster.run_driver("--once", "--set", "pidfile=", str(ini))
         assert unclaimed.returncode == 0, unclaimed.stderr
-        assert len(cluster.target_events("a")) == 5
         assert pidfile.read_text().strip() == str(live.pid)
     finally:
-        live.kill()
+        live.signal(signal.SIGTERM)
         live.wait()
+    assert not pidfile.exists()
 
 
 def _locked_batch(cluster, n_events: int = 50):
-    """A batch on the source whose apply_batch will wait: the consumer's
-    position row on the target is locked by the returned connection."""
+    """A batch on the source whose apply_batch will wait: the target queues'
+    event tables are locked (SHARE: no insert) by the returned connection.
+    Not the consumer's row: the driver takes that one at connect too
+    (take_over_position claims the consumer), so it would wait there, before
+    it has taken the batch."""
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     for q in ("a", "b"):
         cluster.dst_exec("select pgq.create_queue(%s)", (q,))
@@ -128,7 +132,10 @@ def _locked_batch(cluster, n_events: int = 50):
     lock = cluster.dst()
     lock.autocommit = False
     with lock.cursor() as cur:
-        cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
+        for q in ("a", "b"):
+            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
+            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
     return ini, lock
 
 
@@ -153,9 +160,9 @@ def test_sigterm_mid_batch_rolls_back_and_removes_pidfile(cluster):
         # the next run applies it, once
         again = cluster.run_driver("--once", str(ini))
         assert again.returncode == 0, again.stderr + cluster.log_text()
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
@@ -166,14 +173,14 @@ def test_sigint_finishes_the_batch_then_exits(cluster):
         wait_for_lock_wait(cluster)
         driver.signal(signal.SIGINT)
         time.sleep(0.5)
-        assert driver.proc.poll() is None  # still finishing its batch
+        assert driver.alive()  # still finishing its batch
         lock.rollback()
         assert driver.wait(timeout=20) == 0
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
         assert open_batches(cluster) == 0
         assert "stop requested (SIGINT)" in cluster.log_text()
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
@@ -192,15 +199,13 @@ def test_second_sigint_stops_at_once(cluster):
         assert cluster.target_queue_counts() == {"a": 0, "b": 0}
         assert open_batches(cluster) == 1
         assert cluster.run_driver("--once", str(ini)).returncode == 0
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
 def _backends(cluster):
-    from driverproc import driver_backends
-
     return driver_backends(cluster, "src") + driver_backends(cluster, "dst")
 
 

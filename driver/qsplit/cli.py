@@ -10,7 +10,7 @@ import psycopg2
 
 from . import __version__, admin, logsetup, pidfile, status
 from .config import ConfigError, Config, key_summary, load, parse_overrides, sample_ini
-from .signals import Control, Terminate
+from .signals import DOUBLE_SIGINT_WINDOW, Control, Terminate
 from .failpoints import Failpoints
 from .splitter import Splitter
 
@@ -68,7 +68,7 @@ SIGNALS
              (loop_delay, queue_field, log file and level, connection
              strings, ...); a bad file is logged and the old config kept.
     SIGINT   finish the batch in progress, then exit 0.  A second SIGINT
-             within a second stops at once, like SIGTERM (exit 130).
+             within {sigint_window:g} s stops at once, like SIGTERM (exit 130).
     SIGTERM  stop at once: the open target transaction is rolled back, so
              nothing is half-applied; connections are closed, the pid file
              removed, exit 0.  The batch is applied by the next run.
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsplit-driver",
         description=DESCRIPTION,
-        epilog=EPILOG.format(keys=key_summary()),
+        epilog=EPILOG.format(keys=key_summary(), sigint_window=DOUBLE_SIGINT_WINDOW),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", help="the ini file (a queue_splitter ini file works unchanged)")
@@ -226,15 +226,10 @@ def _control(cfg: Config, what: str) -> int:
         log.warning("%s: no pidfile in the config, so no running driver to signal: nothing to do", cfg.path)
         return EXIT_OK
     try:
-        pid = pidfile.read_pid(cfg.pidfile)
-        if pid is None:
-            log.warning("no pid in %s: qsplit-driver is not running, nothing to do", cfg.pidfile)
-            return EXIT_OK
-        if not pidfile.is_alive(pid):
-            log.warning("pidfile %s names process %d, which is not running (stale pidfile): nothing to do",
-                        cfg.pidfile, pid)
-            return EXIT_OK
         pid = pidfile.send_signal(cfg.pidfile, what)
+    except pidfile.NotRunning as exc:
+        log.warning("%s: nothing to do", exc)
+        return EXIT_OK
     except pidfile.PidfileError as exc:
         log.error("%s", exc)
         return EXIT_PIDFILE
@@ -244,7 +239,11 @@ def _control(cfg: Config, what: str) -> int:
 
 def _manage(cfg: Config, what: str) -> int:
     if cfg.pidfile is not None:
-        pid = pidfile.running_pid(cfg.pidfile)
+        try:
+            pid = pidfile.running_pid(cfg.pidfile)
+        except pidfile.PidfileError as exc:
+            log.error("%s", exc)
+            return EXIT_PIDFILE
         if pid is not None:
             log.error("qsplit-driver is running (process %d, pidfile %s): stop it first (-s), then --%s",
                       pid, cfg.pidfile, what)
@@ -308,9 +307,10 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             log.warning("daemon mode without logfile: the log is discarded")
         pidfile.daemonize()
     _setup_logging(cfg, args)
+    held: pidfile.PidFile | None = None
     if cfg.pidfile is not None:
         try:
-            pidfile.write_pidfile(cfg.pidfile)
+            held = pidfile.claim(cfg.pidfile)
         except pidfile.AlreadyRunning as exc:
             log.error("%s", exc)
             return EXIT_ALREADY_RUNNING
@@ -371,8 +371,8 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         control.uninstall()
         if server is not None:
             server.stop()
-        if cfg.pidfile is not None:
-            pidfile.remove_pidfile(cfg.pidfile)
+        if held is not None:
+            held.release()
         logging.shutdown()
 
 
