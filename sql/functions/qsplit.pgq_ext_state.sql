@@ -16,8 +16,8 @@ returns record as $$
 --      original's batches would then be applied again.
 --
 --      pgq_ext is read only through qsplit._pgq_ext_tick (trusted table
---      check, QS012), for this consumer only, after the consumer was
---      claimed by the caller (QS011 if it belongs to another role).
+--      check, QS012), for this consumer only; an existing consumer must
+--      belong to the caller (QS011), and none is created here.
 --
 -- Parameters:
 --      i_consumer - consumer name
@@ -37,10 +37,20 @@ returns record as $$
 -- Tables directly manipulated:
 --      select - qsplit.consumer, pgq_ext.completed_tick
 -- ----------------------------------------------------------------------
+declare
+    v_owner oid;
 begin
-    perform qsplit._claim_consumer(i_consumer, null,
-                                   not pg_catalog.pg_has_role(session_user, 'qsplit_admin', 'MEMBER'));
-    select c.last_tick_id into qsplit_tick from qsplit.consumer c where c.consumer_name = i_consumer;
+    -- an existing consumer must be the caller's; none is made here, and,
+    -- as in qsplit.take_over_position, no lock is taken: a batch being
+    -- applied holds the row, and a driver starting meanwhile must not wait
+    select c.owner_role, c.last_tick_id into v_owner, qsplit_tick
+      from qsplit.consumer c where c.consumer_name = i_consumer;
+    if found and v_owner is not null
+       and not pg_catalog.pg_has_role(session_user, 'qsplit_admin', 'MEMBER')
+       and not exists (select 1 from pg_catalog.pg_roles r
+                        where r.oid = v_owner and pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')) then
+        perform qsplit._claim_consumer(i_consumer);  -- raises QS011
+    end if;
     has_pgq_ext := qsplit._pgq_ext_table(false) is not null;
     ext_tick := case when has_pgq_ext then qsplit._pgq_ext_tick(i_consumer, false) end;
 end;
