@@ -709,6 +709,37 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
             c.close()
 
 
+# SQL keywords that look like calls: not functions a look-alike could shadow
+_NOT_CALLS = {"coalesce", "nullif", "greatest", "least", "exists", "in", "any", "all", "some", "values", "row",
+              "array", "cast", "operator", "filter", "over", "select", "case", "when", "then", "else", "and",
+              "or", "not", "on", "from", "where", "limit", "as", "is", "returns", "table", "using", "by"}
+
+
+def test_every_qsplit_function_resolves_no_name_through_the_callers_search_path(cluster):
+    """A function without a pinned search_path resolves names through its
+    caller's: a DBA at psql, public on the path, would run a look-alike
+    with the DBA's rights.  PL/pgSQL functions pin it; SQL functions (kept
+    inlinable) call only schema-qualified functions."""
+    rows = cluster.dst_exec(
+        "select p.oid::regprocedure::text, l.lanname, p.proconfig, p.prosrc"
+        "  from pg_proc p join pg_language l on l.oid = p.prolang"
+        " where p.pronamespace = 'qsplit'::regnamespace order by 1")
+    assert rows
+    unpinned = []
+    for name, language, config, source in rows:
+        if config and "search_path=pg_catalog, pg_temp" in config:
+            continue
+        if language == "sql":
+            body = re.sub(r"--[^\n]*|'(?:[^']|'')*'", "", source)
+            bare = sorted({m for m in re.findall(r"(?<![.\w])([a-z_][a-z0-9_]*)\s*\(", body, re.IGNORECASE)
+                           if m.lower() not in _NOT_CALLS})
+            if not bare:
+                continue
+            name += f" calls {', '.join(bare)} unqualified"
+        unpinned.append(name)
+    assert unpinned == []
+
+
 # --- item 4 (driver side): only a lost connection is logged as one ----------
 
 def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(cluster):
@@ -805,6 +836,33 @@ def test_routing_value_cannot_forge_log_lines(cluster, policy):
     for line in text.splitlines():  # splits on \n, \r, \x85, \u2028, ...
         assert LOG_LINE.match(line), f"a line the driver did not write: {line!r}"
     assert not any(ch in text for ch in "\r\x85\u2028\x1b\u202e")
+
+
+def test_sql_errors_escape_the_routing_values_they_quote(cluster):
+    """The server's own log and any client see apply_batch's message: the
+    routing value it quotes must hold no raw control character (quoted as
+    an E'' literal, still valid SQL for the hint's command)."""
+    c = cluster
+    conn = psycopg2.connect(c.dst_dsn)
+    c._conns.append(conn)
+    with conn.cursor() as cur:
+        cur.execute("select qsplit.prepare_staging()")
+        conn.commit()
+        row = ["1", "2026-01-02 03:04:05+00", "1000", "\\N", "t", "d",
+               FORGED.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r"), "\\N", "\\N", "\\N"]
+        cur.copy_expert("copy pg_temp.qsplit_staging (ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
+                        " ev_extra1, ev_extra2, ev_extra3, ev_extra4) from stdin", io.StringIO("\t".join(row) + "\n"))
+        with pytest.raises(psycopg2.Error) as failed:
+            cur.execute("select * from qsplit.apply_batch(i_consumer => 'c1', i_batch_id => 1, i_prev_tick_id => 1,"
+                        " i_cur_tick_id => 2, i_queue_field => 'extra1', i_prev_tick_time => now(),"
+                        " i_cur_tick_time => now(), i_on_unknown => 'error')")
+    conn.rollback()
+    diag = failed.value.diag
+    assert failed.value.pgcode == "QS002", diag.message_primary
+    for text in (diag.message_primary, diag.message_detail, diag.message_hint):
+        assert text is not None and "forged" in (text + (diag.message_detail or ""))
+        assert all(ch.isprintable() for ch in text), text
+    assert "E'x\\n2026-01-01" in diag.message_primary + diag.message_detail
 
 
 def test_control_characters_in_messages_are_escaped():

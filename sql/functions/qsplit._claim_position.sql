@@ -87,4 +87,5 @@ begin
         where c.consumer_name = i_consumer;
     return true;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

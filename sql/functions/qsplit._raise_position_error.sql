@@ -69,4 +69,5 @@ begin
                             'qsplit.reset_position(%L);).',
                             i_consumer, i_last_tick, i_consumer);
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;
