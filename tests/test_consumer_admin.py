@@ -9,8 +9,7 @@ import subprocess
 
 import pytest
 
-from driverproc import open_batches
-from test_split import assert_split_exact, produce
+from helpers import assert_exactly_once, open_batches, produce
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
@@ -77,7 +76,7 @@ def test_reset_forgets_the_target_position(cluster):
     assert "target position forgotten (was tick 999)" in out
     assert _position(cluster) is None
     _ok(cluster.run_driver("--once", str(ini)))
-    assert_split_exact(cluster, QUEUES)
+    assert_exactly_once(cluster, QUEUES)
 
 
 def test_rewind_moves_the_source_back_to_the_target_tick(cluster):
@@ -101,7 +100,7 @@ def test_rewind_moves_the_source_back_to_the_target_tick(cluster):
     out = _ok(cluster.run_driver("--rewind", str(ini)))
     assert f"repositioned at tick {applied_tick}" in out
     _ok(cluster.run_driver("--once", str(ini)))
-    assert_split_exact(cluster, QUEUES)  # the skipped 7 and the last 5, once each
+    assert_exactly_once(cluster, QUEUES)  # the skipped 7 and the last 5, once each
 
 
 def test_rewind_without_target_position_and_while_running(cluster):
