@@ -16,8 +16,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from helpers import (CONSUMER, DRIVER, DST_DRIVER_ROLE, PG_USER, PREFIX, Cluster, cluster_role, dsn_as, dsn_for,
-                     install_qsplit, process_alive, produce, run_ok, run_sql, scratch_db, setup_source, wait_for)
+from helpers import (CONSUMER, DRIVER, DST_DRIVER_ROLE, PG_PORT_DST, PREFIX, Cluster, cluster_role, dsn_as,
+                     dsn_for, install_qsplit, offline_script, process_alive, produce, run_ok, run_psql_script, run_sql,
+                     scratch_db, setup_source, wait_for)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
@@ -449,21 +450,17 @@ _LOOKALIKE_OPERATORS = [
 ]
 
 
-def _planter_role() -> str:
-    admin = dsn_for("postgres")
-    if not run_sql(admin, "select 1 from pg_roles where rolname = %s", (PLANTER,)):
-        run_sql(admin, sql.SQL("create role {} login nosuperuser").format(sql.Identifier(PLANTER)))
-    # a previous run of today's code may have made it one
-    run_sql(admin, sql.SQL("alter role {} nosuperuser").format(sql.Identifier(PLANTER)))
-    return PLANTER
+def _port(dsn: str) -> int:
+    return int(re.search(r"\bport=(\d+)", dsn).group(1))
 
 
 def plant_lookalikes(dsn: str) -> None:
     """As a role that is no superuser and only has CREATE on public (PG15
     grants that to nobody by default: the DBA did), plant the look-alikes."""
-    role = _planter_role()
+    # made nosuperuser again: today's code, run once, made it one
+    role = cluster_role(PLANTER, port=_port(dsn))
     run_sql(dsn, sql.SQL("grant create, usage on schema public to {}").format(sql.Identifier(role)))
-    planter = psycopg2.connect(dsn.replace(f"user={PG_USER}", f"user={role}"))
+    planter = psycopg2.connect(dsn_as(dsn, role))
     planter.autocommit = True
     q = sql.Literal(role)
     with planter.cursor() as cur:
@@ -510,24 +507,19 @@ def assert_nothing_hijacked(*dsns: str) -> None:
         if rows:
             ran[dsn.rsplit("dbname=", 1)[1].split()[0]] = rows
     assert ran == {}, f"look-alikes planted in public ran: {ran}"
-    assert run_sql(dsn_for("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
-
-
-def _offline_script() -> str:
-    from qsplit import install
-
-    return install.sql_script()
+    for port in {_port(dsn) for dsn in dsns}:
+        assert run_sql(dsn_for("postgres", port=port), "select rolsuper from pg_roles where rolname = %s",
+                       (PLANTER,)) == [(False,)]
 
 
 @pytest.mark.parametrize("how", ["alembic", "sql_script"])
 def test_install_ignores_lookalikes_planted_in_public(how):
-    with scratch_db(f"sec_install_{how}") as dsn:
+    with scratch_db(f"sec_install_{how}", port=PG_PORT_DST) as dsn:
         plant_lookalikes(dsn)
         if how == "alembic":
             install_qsplit(dsn)
         else:
-            applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
-                                     input=_offline_script(), capture_output=True, text=True, timeout=120)
+            applied = run_psql_script(dsn, offline_script())
             assert applied.returncode == 0, applied.stderr
         assert_nothing_hijacked(dsn)
         # what the views and functions were bound to at install: nothing in
@@ -559,14 +551,12 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
     src_role, dst_role = driver_roles
     s = source_pg.info
     src_dsn = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}"
-    with scratch_db("sec_driver_dst") as dst_dsn:
+    with scratch_db("sec_driver_dst", port=PG_PORT_DST) as dst_dsn:
         plant_lookalikes(dst_dsn)
         install_qsplit(dst_dsn)
         plant_lookalikes(src_dsn)
-        dbname = dst_dsn.rsplit("dbname=", 1)[1]
         c = Cluster(src_dsn=src_dsn + PINNED, dst_dsn=dst_dsn + PINNED, workdir=tmp_path,
-                    driver_src_dsn=src_dsn.replace(f"user={s.user}", f"user={src_role}"),
-                    driver_dst_dsn=dsn_for(dbname, dst_role))
+                    driver_src_dsn=dsn_as(src_dsn, src_role), driver_dst_dsn=dsn_as(dst_dsn, dst_role))
         try:
             c.dst_exec("select pgq.create_queue('a'); select pgq.create_queue('b')")
             ini = c.write_ini(on_unknown_queue="dead_letter")
@@ -726,8 +716,7 @@ def test_sql_errors_escape_the_routing_values_they_quote(cluster):
     routing value it quotes must hold no raw control character (quoted as
     an E'' literal, still valid SQL for the hint's command)."""
     c = cluster
-    conn = psycopg2.connect(c.dst_dsn)
-    c._conns.append(conn)
+    conn = c.dst(autocommit=False)
     with conn.cursor() as cur:
         cur.execute("select qsplit.prepare_staging()")
         conn.commit()
