@@ -256,6 +256,8 @@ class Splitter:
         self.metrics.step("apply")
         fp.hit("before_target_commit")
         target.commit()
+        for notice in target.take_notices():
+            log.info("%s", notice)
         fp.hit("after_target_commit")
         return self._finish(batch, count, queues, started)
 
