@@ -92,6 +92,15 @@ def test_turning_read_ahead_off_unregisters_the_read_ahead_consumer(cluster):
     assert assert_exactly_once(cluster, TARGETS) == 100
 
 
+def test_unregister_drops_the_read_ahead_consumer_too(cluster):
+    ini = _start(cluster)
+    assert set(_consumers(cluster)) == {CONSUMER, AHEAD}
+    done = cluster.run_driver("--unregister", str(ini))
+    assert done.returncode == 0, done.stderr
+    assert _consumers(cluster) == {}
+    assert f"read-ahead consumer '{AHEAD}'" in done.stdout + done.stderr
+
+
 # every crash point, at several moments of the pipeline ------------------------------
 @pytest.mark.parametrize("hit", [1, 2, 4])
 @pytest.mark.parametrize("point", sorted(POINTS))
