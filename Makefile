@@ -6,11 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test test-two-servers bench soak clean
+.PHONY: help venv prereqs install-sql sql-script demo test test-matrix test-two-servers bench soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
 	@echo "make test                    run the test suite against the local server"
+	@echo "make test-matrix             the tests marked matrix on every other supported PostgreSQL major,"
+	@echo "                             and source/target on the oldest/newest (scripts/pg-matrix.sh)"
 	@echo "make test-two-servers        the fault tests with the target on a second local cluster"
 	@echo "make soak                    kill the driver at random for SOAK_SECONDS (300), then compare"
 	@echo "make install-sql DSN='...'   bring a target database's qsplit schema to head"
@@ -45,6 +47,12 @@ demo: prereqs venv
 
 test: prereqs venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the tests marked `matrix` on every supported major but the local server's,
+# then mixed source/target majors; servers from scripts/pg-matrix.sh
+# (PG_MATRIX_MAJORS="16 18" to choose, PG_MATRIX_MIXED=0 to skip the pairs)
+test-matrix: prereqs venv
+	@scripts/test-matrix.sh
 
 # the fault matrix (both loops) with the target on a second server: the
 # cluster scripts/target-cluster.sh makes and starts (QSPLIT_TARGET_PORT,

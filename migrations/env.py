@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from qsplit import sqlmanifest
+from qsplit import serverversion, sqlmanifest
 
 SCHEMA = "qsplit"
 VERSION_TABLE = "alembic_version"
@@ -113,12 +113,23 @@ end;
 $qsplit_check$;"""
 
 
+def _check_server_version(cursor) -> None:
+    cursor.execute("select pg_catalog.current_setting('server_version_num')::int,"
+                   " pg_catalog.current_setting('server_version')")
+    try:
+        serverversion.check(*cursor.fetchone())
+    except serverversion.UnsupportedServer as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _check_pgq(cursor) -> None:
     cursor.execute("select extversion from pg_catalog.pg_extension where extname = 'pgq'")
     if cursor.fetchone() is None:
+        cursor.execute("select pg_catalog.current_setting('server_version_num')::int / 10000")
+        major = cursor.fetchone()[0]
         raise CommandError(
             "the target database has no pgq extension: install the package "
-            "(Debian: apt-get install postgresql-15-pgq3) and run CREATE EXTENSION pgq; "
+            f"(Debian: apt-get install postgresql-{major}-pgq3) and run CREATE EXTENSION pgq; "
             "in that database, then run this again"
         )
 
@@ -145,6 +156,10 @@ def run_migrations_offline() -> None:
         # psql's session has the DBA's search_path: pin it for the transaction
         write(f"SET LOCAL search_path = {SEARCH_PATH};\n")
         context.execute(f"SELECT pg_catalog.pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
+        try:
+            write(serverversion.offline_check_sql())
+        except serverversion.UnsupportedServer as exc:
+            raise CommandError(str(exc)) from None
         write(_OFFLINE_CHECK_PGQ)
         expected = "null" if start is None else "'" + start.replace("'", "''") + "'"
         write(_OFFLINE_CHECK_REVISION.format(expected=expected, schema=SCHEMA, table=VERSION_TABLE))
@@ -173,6 +188,7 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         with raw.cursor() as cursor:
+            _check_server_version(cursor)
             _check_pgq(cursor)
         context.configure(
             connection=connection,

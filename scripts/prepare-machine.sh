@@ -8,21 +8,48 @@
 # Prints what it does; does nothing when all is in place.
 set -euo pipefail
 
-PGVER=${PGVER:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}
-if [ -z "$PGVER" ]; then
-    echo "prepare-machine: no PostgreSQL cluster under /etc/postgresql; install postgresql first" >&2
-    exit 1
-fi
-
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
         echo "prepare-machine: need root for: $*" >&2; exit 1; fi
 }
 
+newest_installed() { ls /usr/lib/postgresql 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -n 1; }
+
+# a bare machine: Debian's own PostgreSQL (the `postgresql` package pulls the
+# distribution's major; its postinst makes the cluster "main" on port 5432)
+if [ -z "${PGVER:-}" ] && [ -z "$(newest_installed)" ]; then
+    echo "prepare-machine: no PostgreSQL on this machine: installing Debian's postgresql"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    NEW_CLUSTER=1
+fi
+PGVER=${PGVER:-$(newest_installed)}
+if [ -z "$PGVER" ] || [ ! -x "/usr/lib/postgresql/$PGVER/bin/postgres" ]; then
+    echo "prepare-machine: no PostgreSQL ${PGVER:-server} under /usr/lib/postgresql: apt-get install postgresql" >&2
+    exit 1
+fi
+# the cluster the tests use (postinst makes it unless createcluster.conf says not to)
+if [ ! -d "/etc/postgresql/$PGVER/main" ] && ! pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; then
+    echo "prepare-machine: creating the PostgreSQL $PGVER cluster main on port ${PGPORT:-5432}"
+    as_root pg_createcluster "$PGVER" main --port "${PGPORT:-5432}" >/dev/null
+    NEW_CLUSTER=1
+fi
+
 if ! pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}"; then
     echo "prepare-machine: starting PostgreSQL $PGVER"
     as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" main start
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "${PGPORT:-5432}" && break; sleep 1; done
+fi
+
+# a cluster this script just made: the tests and the demo (and the
+# drivers they start, as login roles without passwords) connect over the
+# loopback, which a stock cluster guards with passwords; trust the loopback
+# (this is a test machine; an existing cluster is left as it is)
+if [ "${NEW_CLUSTER:-0}" = 1 ] && [ -f "/etc/postgresql/$PGVER/main/pg_hba.conf" ]; then
+    echo "prepare-machine: trusting 127.0.0.1 and ::1 in the new cluster's pg_hba.conf"
+    hba=/etc/postgresql/$PGVER/main/pg_hba.conf
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" main reload
 fi
 
 # the tests and the demo connect as the OS user over 127.0.0.1: that role

@@ -15,10 +15,14 @@ from helpers import REPO, Cluster, install_qsplit
 
 PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
-# the two-server mode: the target databases on a second server (e.g. the
-# cluster scripts/target-cluster.sh starts); unset, both live on PG_PORT
-TARGET_PORT = int(os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
-TWO_SERVERS = TARGET_PORT != PG_PORT
+# source and target may live on two servers, even of two majors:
+# PGPORT_SRC / PGPORT_DST (make test-matrix's mixed pairs), or
+# QSPLIT_TEST_TARGET_PORT for the target (make test-two-servers, on the
+# cluster scripts/target-cluster.sh starts); unset, both live on PGPORT
+PG_PORT_SRC = int(os.environ.get("PGPORT_SRC") or PG_PORT)
+PG_PORT_DST = int(os.environ.get("PGPORT_DST") or os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
+TARGET_PORT = PG_PORT_DST
+TWO_SERVERS = PG_PORT_SRC != PG_PORT_DST
 PG_USER = os.environ.get("PGUSER") or getpass.getuser()
 # distinct names let two test runs share one server (e.g. a developer and CI)
 PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")
@@ -44,10 +48,10 @@ def load_target(**kwargs) -> None:
 
 
 source_server = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
+    host=PG_HOST, port=PG_PORT_SRC, user=PG_USER, dbname=f"{PREFIX}_src", load=[load_source]
 )
 target_server = factories.postgresql_noproc(
-    host=PG_HOST, port=TARGET_PORT, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
+    host=PG_HOST, port=PG_PORT_DST, user=PG_USER, dbname=f"{PREFIX}_dst", load=[load_target]
 )
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
@@ -58,16 +62,24 @@ SRC_DRIVER_ROLE = f"{PREFIX}_src_driver"
 DST_DRIVER_ROLE = f"{PREFIX}_dst_driver"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `uses_source`: the test has a source database (through `cluster` or
+    # `source_pg`), so a source/target pair of two majors means something to it
+    for item in items:
+        if "source_pg" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.uses_source)
+
+
 @pytest.fixture(scope="session")
-def driver_roles(target_server) -> tuple[str, str]:
+def driver_roles(source_server, target_server) -> tuple[str, str]:
     """Create the drivers' login roles once (roles are cluster-wide; made
-    only when missing, so parallel runs with other prefixes do not collide).
-    Depends on the target template, whose install made qsplit_writer."""
+    only when missing, so parallel runs with other prefixes do not collide),
+    each on its side's server.  Depends on the templates, whose set-up made
+    pgq_reader and qsplit_writer."""
     import psycopg
 
-    # each role on the server of its side (one server unless TWO_SERVERS)
-    for port, role, member_of in ((PG_PORT, SRC_DRIVER_ROLE, "pgq_reader"),
-                                  (TARGET_PORT, DST_DRIVER_ROLE, "qsplit_writer")):
+    for port, role, member_of in ((PG_PORT_SRC, SRC_DRIVER_ROLE, "pgq_reader"),
+                                  (PG_PORT_DST, DST_DRIVER_ROLE, "qsplit_writer")):
         with psycopg.connect(host=PG_HOST, port=port, user=PG_USER, dbname="postgres", autocommit=True) as conn:
             for (stmt,) in conn.execute(
                 "select format('create role %%I login nosuperuser', %s::text)"

@@ -124,6 +124,28 @@ def run_sql(dsn: str, sql: str, args=None) -> list[tuple]:
         conn.close()
 
 
+def restart_server(dsn: str) -> None:
+    """Restart the local PostgreSQL server that *dsn* connects to: a cluster
+    of the version matrix (scripts/pg-matrix.sh) or a Debian cluster
+    (pg_lsclusters), found by its port and data directory, never another
+    server of the machine."""
+    ((port, data_dir),) = run_sql(dsn, "select current_setting('port'), current_setting('data_directory')")
+    matrix = REPO / "scripts" / "pg-matrix.sh"
+    found = subprocess.run([str(matrix), "major-of-port", port], capture_output=True, text=True)
+    if found.returncode == 0:
+        major = found.stdout.strip()
+        subprocess.run([str(matrix), "restart", major], check=True, timeout=120)
+        return
+    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
+        if cl_port == port and os.path.realpath(cl_dir) == os.path.realpath(data_dir):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
+                           check=True, timeout=120)
+            return
+    raise AssertionError(f"no local cluster serves port {port} ({data_dir}): pg_lsclusters, scripts/pg-matrix.sh status")
+
+
 def _queue_events_sql(dsn: str, queue: str, with_id: bool = True) -> str:
     """SELECT of all events of *queue* (its parent event table covers every
     rotation), ordered by ev_id; the table name is quoted by the server."""

@@ -12,6 +12,9 @@ import pytest
 from driverproc import open_batches
 from test_split import assert_split_exact, produce
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 QUEUES = ["a", "b"]
 
 

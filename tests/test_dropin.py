@@ -249,17 +249,17 @@ def test_control_switches_with_nothing_running_warn_and_exit_0(cluster):
 def test_second_instance_exits_1(cluster):
     _queues(cluster, "a")
     ini = cluster.write_ini()
-    live = subprocess.Popen(["sleep", "60"])
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    # a running driver (its lock on the pidfile, not the pid in it, says so)
+    live = Driver(cluster, str(ini))
     try:
-        pidfile = cluster.workdir / "pid" / "test_splitter.pid"
-        pidfile.parent.mkdir(exist_ok=True)
-        pidfile.write_text(f"{live.pid}\n")
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         for args in (("--once",), ("-d",), ()):
             result = cluster.run_driver(*args, str(ini))
             assert result.returncode == 1, (args, result.stderr)
             assert "already running" in result.stderr
     finally:
-        live.kill()
+        live.signal(signal.SIGTERM)
         live.wait()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import subprocess
 import time
 
 import pytest
@@ -30,7 +29,11 @@ from faults import (
     wait_until,
 )
 from conftest import TWO_SERVERS
+from helpers import restart_server
 from qsplit.failpoints import POINTS
+
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
 
 TARGETS = ["fault.a", "fault.b", "fault.c", "fault.d"]
 SKIPPED = "skipped, already applied on the target"
@@ -128,9 +131,13 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     kills = {"src": 0, "dst": 0}
     produced = 0
 
-    def connected_anew(before: set[int]) -> bool:
-        now = {side: set(driver_backends(cluster, side)) for side in ("src", "dst")}
-        return all(now.values()) and not (now["src"] | now["dst"]) & before
+    def backends() -> set[tuple[str, int]]:
+        # (side, pid): source and target may be two servers with clashing pids
+        return {(side, pid) for side in ("src", "dst") for pid in driver_backends(cluster, side)}
+
+    def connected_anew(before: set[tuple[str, int]]) -> bool:
+        now = backends()
+        return {side for side, _ in now} == {"src", "dst"} and not now & before
 
     try:
         wait_until(lambda: connected_anew(set()), 30, "the driver to connect")
@@ -140,7 +147,7 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
             produced += n
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
-            before = set(driver_backends(cluster, "src") + driver_backends(cluster, "dst"))
+            before = backends()
             kills[side] += terminate_backends(cluster, driver_backends(cluster, side), side)
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
@@ -157,19 +164,6 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     assert log.count("retrying in") == sum(kills.values()), (seed, kills, log)
     assert assert_exactly_once(cluster, TARGETS) == produced, seed
     assert "Traceback" not in log + driver.stderr()
-
-
-def _server_cluster(cluster, side: str = "src") -> tuple[str, str]:
-    """The Debian cluster (version, name) serving one side's database: the
-    one on its port, never another server of the machine."""
-    run = cluster.src_exec if side == "src" else cluster.dst_exec
-    ((port, data_dir),) = run("select current_setting('port'), current_setting('data_directory')")
-    out = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        version, name, cl_port, _status, _owner, cl_dir, *_ = line.split()
-        if cl_port == port and os.path.realpath(cl_dir) == os.path.realpath(data_dir):
-            return version, name
-    raise AssertionError(f"no pg_lsclusters entry serves port {port} ({data_dir}):\n{out}")
 
 
 # one server: restart it (both sides at once); two servers
@@ -193,9 +187,7 @@ def test_target_server_restart_during_a_run(cluster, server, read_ahead):
             produced += 3000
             if b == 2:
                 wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
-                version, name = _server_cluster(cluster, side)
-                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
-                               check=True, timeout=120)
+                restart_server(cluster.src_dsn if side == "src" else cluster.dst_dsn)
                 restarted = cluster.src_exec if side == "src" else cluster.dst_exec
                 wait_until(lambda: restarted("select 1"), 60, "the server to accept connections")
         wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")

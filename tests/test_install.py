@@ -11,6 +11,9 @@ import pytest
 
 from helpers import REPO
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 
 @pytest.fixture
 def empty_db(target_pg):

@@ -31,6 +31,9 @@ from test_apply_batch import (  # noqa: F401  (collected by pytest with this mod
 )
 from test_split import test_usecase_end_to_end  # noqa: F401
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 PATHS = install_paths()
 
 

@@ -18,6 +18,9 @@ from helpers import REPO
 from qsplit import install
 from test_install import schema_dump
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 VERSIONS = REPO / "migrations" / "versions"
 # 0001_consumer_position.py: four digits (the revision id), an underscore, a lower-case slug
 FILE_NAME = re.compile(r"^(?P<rev>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")

@@ -7,10 +7,14 @@ from contextlib import closing
 
 import psycopg2
 import psycopg2.extensions
+import pytest
 
 from driverproc import wait_for
 from qsplit.source import NEXT_BATCH_LOCK, Source
 from qsplit.target import Target
+
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
 
 
 def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
@@ -46,6 +50,29 @@ def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
     thread.join(20)
     assert got["batch"].batch_id == first_batch
     assert c.src_exec("select count(*) from pgq.get_batch_events(%s)", (first_batch,)) == [(10,)]
+
+
+def test_the_gone_batch_errors_of_pgq_are_the_ones_the_driver_expects(cluster):
+    """When another driver on the consumer finishes the batch between
+    next_batch_custom and batch_event_sql (two statements inside the driver's
+    one query), PgQ raises; the driver must know that error as "batch gone"
+    (BATCH_GONE), not retry it as a failure.  pgq.batch_event_sql says
+    'batch not found', pgq.batch_event_tables 'Cannot find data for batch'."""
+    from qsplit.source import BATCH_GONE
+
+    c = cluster
+    c.src_exec("select pgq.create_queue('singlequeue'); select pgq.register_consumer('singlequeue', 'c')")
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'd')")
+    c.tick()
+    (batch_id,) = c.src_exec("select pgq.next_batch('singlequeue', 'c')")[0]
+    c.src_exec("select pgq.finish_batch(%s)", (batch_id,))
+    for function in ("pgq.batch_event_sql", "pgq.batch_event_tables"):
+        try:
+            c.src_exec(f"select {function}(%s)", (batch_id,))
+        except psycopg2.errors.RaiseException as exc:
+            assert (exc.diag.message_primary or "").startswith(BATCH_GONE), (function, exc.diag.message_primary)
+        else:
+            raise AssertionError(f"{function} of a finished batch raised nothing")
 
 
 def test_source_and_target_steps_leave_every_commit_to_the_loop(cluster):

@@ -12,6 +12,9 @@ from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRI
 from helpers import install_qsplit
 from routing_helpers import CONSUMER, run_ok, setup_source, source_by_route
 
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 
 def login_role(name: str, *member_of: str) -> str:
     """A login role (cluster-wide, made once), member of exactly *member_of*."""
@@ -45,8 +48,10 @@ def refused(conn, sql: str, args=None) -> str:
 def test_non_superuser_drivers_move_a_full_stream(cluster):
     c = cluster
     # the roles the tests' drivers use: no superuser, one membership each
-    for role, member_of in ((SRC_DRIVER_ROLE, ["pgq_reader"]), (DST_DRIVER_ROLE, ["qsplit_writer"])):
-        assert c.dst_exec(
+    # (each on its side's server: source and target may be two servers)
+    for exec_sql, role, member_of in ((c.src_exec, SRC_DRIVER_ROLE, ["pgq_reader"]),
+                                      (c.dst_exec, DST_DRIVER_ROLE, ["qsplit_writer"])):
+        assert exec_sql(
             "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,"
             "       array(select g.rolname::text from pg_auth_members m join pg_roles g on g.oid = m.roleid"
             "              where m.member = r.oid order by 1)"

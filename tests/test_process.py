@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from psycopg2 import sql
+
 from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
                         wait_for, wait_for_lock_wait)
 from test_split import assert_split_exact, produce
@@ -96,28 +98,31 @@ def test_stale_pidfile_is_replaced_live_one_refuses(cluster):
     assert "replacing stale pidfile" in cluster.log_text()
     assert not pidfile.exists()  # removed on exit
 
-    live = subprocess.Popen(["sleep", "60"])
+    # a pid alone proves nothing (any process may have it after a reboot):
+    # what refuses a second driver is the running driver's lock on the file
+    live = Driver(cluster, str(ini))
     try:
-        pidfile.write_text(f"{live.pid}\n")
-        produce(cluster, ["a"], per_batch=5, batches=1)
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         refused = cluster.run_driver("--once", str(ini))
         assert refused.returncode == 1
         assert f"names running process {live.pid}" in refused.stderr
         assert pidfile.read_text().strip() == str(live.pid)
-        assert cluster.target_events("a") == []
         # an empty pidfile key means none: this run neither checks nor writes it
         unclaimed = cluster.run_driver("--once", "--set", "pidfile=", str(ini))
         assert unclaimed.returncode == 0, unclaimed.stderr
-        assert len(cluster.target_events("a")) == 5
         assert pidfile.read_text().strip() == str(live.pid)
     finally:
-        live.kill()
+        live.signal(signal.SIGTERM)
         live.wait()
+    assert not pidfile.exists()
 
 
 def _locked_batch(cluster, n_events: int = 50):
-    """A batch on the source whose apply_batch will wait: the consumer's
-    position row on the target is locked by the returned connection."""
+    """A batch on the source whose apply_batch will wait: the target queues'
+    event tables are locked (SHARE: no insert) by the returned connection.
+    Not the consumer's row: the driver takes that one at connect too
+    (take_over_position claims the consumer), so it would wait there, before
+    it has taken the batch."""
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     for q in ("a", "b"):
         cluster.dst_exec("select pgq.create_queue(%s)", (q,))
@@ -128,7 +133,10 @@ def _locked_batch(cluster, n_events: int = 50):
     lock = cluster.dst()
     lock.autocommit = False
     with lock.cursor() as cur:
-        cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
+        for q in ("a", "b"):
+            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
+            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
     return ini, lock
 
 

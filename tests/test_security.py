@@ -776,3 +776,251 @@ def test_error_kinds_from_a_real_server(cluster):
         assert _describe_error(exc, cfg).startswith("database connection failed: ")
     else:
         raise AssertionError("a closed connection ran a statement")
+
+
+# --- item 7: control characters never reach a log line raw -----------------
+
+# a routing value that, written raw, makes a line of its own that looks like
+# the driver's; then the other line breaks Python's splitlines() knows, a
+# terminal escape and a bidi override
+FORGED = ("x\n2026-01-01 00:00:00,000 4242 INFO batch 1 (ticks 1..2) applied: forged\r"
+          "FORGED-CR\x85FORGED-NEL\u2028FORGED-LS\x1b[2K\u202eFORGED-BIDI")
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+@pytest.mark.parametrize("policy", ["error", "skip", "create"])
+def test_routing_value_cannot_forge_log_lines(cluster, policy):
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(on_unknown_queue=policy)
+    _first_run(c, ini)
+    _produce(c, ["a", FORGED])
+    run = c.run_driver("--once", str(ini))
+    assert run.returncode == (1 if policy == "error" else 0), run.stderr + c.log_text()
+    text = c.log_text()
+    assert "forged" in text  # the value is in the log, escaped
+    assert "forged" in run.stderr or policy == "skip"  # a foreground run logs to stderr too
+    text += run.stderr
+    assert "\n2026-01-01 00:00:00,000 4242 " not in text
+    for line in text.splitlines():  # splits on \n, \r, \x85, \u2028, ...
+        assert LOG_LINE.match(line), f"a line the driver did not write: {line!r}"
+    assert not any(ch in text for ch in "\r\x85\u2028\x1b\u202e")
+
+
+def test_control_characters_in_messages_are_escaped():
+    """The same through the log set-up itself, for any record."""
+    import io
+    import logging
+
+    from qsplit import logsetup
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        logsetup.setup(logfile=None, log_size=0, log_count=0, level=logging.INFO)
+        for handler in root.handlers:
+            handler.setStream(stream)  # type: ignore[attr-defined]
+        logging.getLogger("qsplit").error("value %s and %r", "a\nb\tc\x00", "d\re")
+        try:
+            raise ValueError("bad\n2026-01-01 00:00:00,000 1 INFO forged")
+        except ValueError:
+            logging.getLogger("qsplit").exception("failed on %s", "x\ny")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    lines = stream.getvalue().splitlines()
+    assert all(LOG_LINE.match(ln) or ln.startswith("| ") for ln in lines), lines
+    assert "value a\\nb\\tc\\x00 and 'd\\re'" in lines[0]
+    assert "failed on x\\ny" in lines[1]
+    assert "| ValueError: bad" in lines and "| 2026-01-01 00:00:00,000 1 INFO forged" in lines
+
+
+# --- item 8: the pidfile ------------------------------------------------------
+
+@contextmanager
+def _bystander():
+    """A process that is not the driver (after a reboot, any process can
+    have the pid the file recorded)."""
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("switch", ["-s", "-k", "-r"])
+@pytest.mark.parametrize("how", ["plain", "locked", "symlink"])
+def test_control_switches_never_signal_a_process_that_is_not_the_driver(cluster, switch, how):
+    """plain: the pidfile names the bystander; locked: and the attacker holds
+    a lock on the pidfile; symlink: the pidfile is a symbolic link to a
+    file naming it."""
+    import fcntl
+
+    ini = cluster.write_ini()
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    pidfile.parent.mkdir()
+    with _bystander() as bystander:
+        if how == "symlink":
+            elsewhere = cluster.workdir / "elsewhere"
+            elsewhere.write_text(f"{bystander.pid}\n")
+            pidfile.symlink_to(elsewhere)
+        else:
+            pidfile.write_text(f"{bystander.pid}\n")
+        held = open(pidfile) if how == "locked" else None
+        try:
+            if held is not None:
+                fcntl.flock(held, fcntl.LOCK_EX)
+            sent = cluster.run_driver(switch, str(ini))
+        finally:
+            if held is not None:
+                held.close()
+        assert bystander.poll() is None and _alive(bystander.pid), "the bystander was signalled"
+        assert sent.returncode != 0 or "not running" in sent.stderr, sent.stderr
+        assert "Traceback" not in sent.stderr
+        if how == "symlink":
+            assert pidfile.is_symlink() and elsewhere.read_text() == f"{bystander.pid}\n"
+
+
+def test_daemon_starts_when_the_recorded_pid_is_another_process(usecase):
+    c = usecase
+    ini = c.write_ini(loop_delay="0.05")
+    pidfile = c.workdir / "pid" / "test_splitter.pid"
+    pidfile.parent.mkdir()
+    with _bystander() as bystander:
+        pidfile.write_text(f"{bystander.pid}\n")
+        started = c.run_driver("-d", str(ini))
+        assert started.returncode == 0, started.stderr
+        pid = int(_wait(lambda: (pidfile.read_text().strip() if pidfile.exists() else "") not in ("", str(bystander.pid))
+                        and pidfile.read_text().strip(), what="the daemon's pid in the pidfile"))
+        try:
+            _wait(lambda: "registered consumer" in c.log_text(), what="the daemon to register its consumer")
+            c.src_exec("select pgq.insert_event('singlequeue', 'ev', 'd', 'queue.event1', null, null, null)")
+            c.tick()
+            _wait(lambda: len(c.target_events("queue.event1")) == 1, what="the event")
+            # a second driver is refused while the first holds the pidfile
+            again = c.run_driver("--once", str(ini))
+            assert again.returncode == 1 and f"names running process {pid}: already running" in again.stderr, \
+                again.stderr
+            stopped = c.run_driver("-k", str(ini))
+            assert stopped.returncode == 0, stopped.stderr
+            _wait(lambda: not _alive(pid), what="the daemon to stop")
+        finally:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        assert _alive(bystander.pid)
+        assert not pidfile.exists()
+
+
+def test_pidfile_temp_name_symlink_is_not_followed(tmp_path):
+    """The file the pidfile is first written as must be new: a symbolic
+    link planted at its name is neither followed nor overwritten."""
+    from qsplit import pidfile as pf
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    target = run / "job.pid"
+    # the names today's code and likely variants use
+    for name in (f".{target.name}.{os.getpid()}.tmp", f"{target.name}.tmp", f".{target.name}.tmp"):
+        (run / name).symlink_to(victim)
+    held = pf.claim(target)
+    try:
+        assert victim.read_text() == "precious\n"
+        assert target.read_text().strip() == str(os.getpid()) and not target.is_symlink()
+        assert pf.running_pid(target) == os.getpid()
+    finally:
+        held.release()
+    assert not target.exists() and pf.running_pid(target) is None
+
+
+def test_pidfile_name_symlink_is_not_followed(cluster):
+    """A symbolic link at the pidfile's own name: the driver refuses it,
+    neither following it nor replacing what it points to."""
+    ini = cluster.write_ini()
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    pidfile.parent.mkdir()
+    victim = cluster.workdir / "victim"
+    victim.write_text("precious\n")
+    pidfile.symlink_to(victim)
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    run = cluster.run_driver("--once", str(ini))
+    assert run.returncode == 3 and "symbolic link" in run.stderr, run.stderr
+    assert victim.read_text() == "precious\n" and pidfile.is_symlink()
+
+
+# --- item 9: connection strings are read literally and never echoed ---------
+
+SECRET = "s3cr%3&et-tail-9f"
+
+
+def _dsn_with_secret(dsn: str) -> str:
+    # a password with %, and an application_name that shows the DSN reached
+    # libpq exactly as written (the test server trusts, so a password is
+    # accepted whatever it is)
+    return f"{dsn} password={SECRET} application_name=qs%(job_name)s%%pct"
+
+
+def test_percent_in_connection_string_is_literal_and_never_echoed(cluster):
+    from qsplit.config import load
+
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(src_db=_dsn_with_secret(c.driver_src_dsn), dst_db=_dsn_with_secret(c.driver_dst_dsn))
+    cfg = load(ini)
+    assert cfg.src_db == _dsn_with_secret(c.driver_src_dsn)
+    assert cfg.dst_db == _dsn_with_secret(c.driver_dst_dsn)
+    c.src_exec("select pgq.create_queue('singlequeue')")
+    first = c.run_driver("--once", "-v", str(ini))
+    assert first.returncode == 0, first.stderr + c.log_text()
+    _produce(c, ["a"])
+    second = c.run_driver("--once", "-vv", str(ini))
+    assert second.returncode == 0, second.stderr + c.log_text()
+    assert len(c.target_events("a")) == 1
+    for text in (first.stderr, second.stderr, c.log_text()):
+        assert "et-tail" not in text and "password" not in text
+
+
+def test_connection_string_never_echoed_on_bad_config(tmp_path):
+    """Whatever is wrong with the file, no message shows a connection
+    string's value."""
+    cases = {
+        "no_section": f"src_db = dbname=x password={SECRET}\n[queue_splitter]\n",
+        "bad_dsn": f"[queue_splitter]\nsrc_db = dbname=x password={SECRET} 'open\ndst_db = dbname=y\n"
+                   "pgq_queue_name = q\n",
+        "interpolated": f"[queue_splitter]\nsrc_db = dbname=x password={SECRET}\ndst_db = dbname=y\n"
+                        "pgq_queue_name = q\nlogfile = /tmp/%(src_db)s.log\n",
+        "bad_line": f"[queue_splitter]\nsrc_db = dbname=x\n password={SECRET}\n  \tx\nnot a key line {SECRET}\n",
+    }
+    for name, text in cases.items():
+        ini = tmp_path / f"{name}.ini"
+        ini.write_text(text)
+        for args in (["--once"], ["--ini"], ["-s"], ["--status"]):
+            out = subprocess.run(DRIVER + args + [str(ini)], capture_output=True, text=True, timeout=60,
+                                 cwd=tmp_path)
+            assert "et-tail" not in out.stdout + out.stderr, (name, args, out.stdout + out.stderr)
+
+
+def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
+    c = cluster
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(loop_delay="0.05")
+    _first_run(c, ini)
+    proc = subprocess.Popen(DRIVER + [str(ini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=c.workdir)
+    try:
+        _wait(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
+        proc.send_signal(signal.SIGHUP)
+        _wait(lambda: "reload" in c.log_text(), what="the reload")
+        _produce(c, ["a"])
+        _wait(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert "et-tail" not in c.log_text() + out + err
+    assert "Traceback" not in err, err
+    assert "reload failed" not in c.log_text()
+    # the log file is not world-readable
+    assert (c.workdir / "log" / "test_splitter.log").stat().st_mode & 0o007 == 0

@@ -4,8 +4,12 @@ batches over several queues, the crash window, position checks, odd data."""
 from __future__ import annotations
 
 import psycopg2
+import pytest
 
 from helpers import EVENT_FIELDS, REPO as REPO_ROOT
+
+# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+pytestmark = pytest.mark.matrix
 
 
 def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:

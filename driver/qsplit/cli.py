@@ -226,15 +226,10 @@ def _control(cfg: Config, what: str) -> int:
         log.warning("%s: no pidfile in the config, so no running driver to signal: nothing to do", cfg.path)
         return EXIT_OK
     try:
-        pid = pidfile.read_pid(cfg.pidfile)
-        if pid is None:
-            log.warning("no pid in %s: qsplit-driver is not running, nothing to do", cfg.pidfile)
-            return EXIT_OK
-        if not pidfile.is_alive(pid):
-            log.warning("pidfile %s names process %d, which is not running (stale pidfile): nothing to do",
-                        cfg.pidfile, pid)
-            return EXIT_OK
         pid = pidfile.send_signal(cfg.pidfile, what)
+    except pidfile.NotRunning as exc:
+        log.warning("%s: nothing to do", exc)
+        return EXIT_OK
     except pidfile.PidfileError as exc:
         log.error("%s", exc)
         return EXIT_PIDFILE
@@ -244,7 +239,11 @@ def _control(cfg: Config, what: str) -> int:
 
 def _manage(cfg: Config, what: str) -> int:
     if cfg.pidfile is not None:
-        pid = pidfile.running_pid(cfg.pidfile)
+        try:
+            pid = pidfile.running_pid(cfg.pidfile)
+        except pidfile.PidfileError as exc:
+            log.error("%s", exc)
+            return EXIT_PIDFILE
         if pid is not None:
             log.error("qsplit-driver is running (process %d, pidfile %s): stop it first (-s), then --%s",
                       pid, cfg.pidfile, what)
@@ -308,9 +307,10 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             log.warning("daemon mode without logfile: the log is discarded")
         pidfile.daemonize()
     _setup_logging(cfg, args)
+    held: pidfile.PidFile | None = None
     if cfg.pidfile is not None:
         try:
-            pidfile.write_pidfile(cfg.pidfile)
+            held = pidfile.claim(cfg.pidfile)
         except pidfile.AlreadyRunning as exc:
             log.error("%s", exc)
             return EXIT_ALREADY_RUNNING
@@ -371,8 +371,8 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         control.uninstall()
         if server is not None:
             server.stop()
-        if cfg.pidfile is not None:
-            pidfile.remove_pidfile(cfg.pidfile)
+        if held is not None:
+            held.release()
         logging.shutdown()
 
 

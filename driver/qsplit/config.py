@@ -6,8 +6,9 @@ unchanged: section ``[queue_splitter3]`` (Skytools 3.1+) or
 the one the running original reads wins (``[qsplit]`` before all).
 ``%(name)s`` interpolation with the names skytools' Config defines
 (``job_name``, ``service_name`` = the section, ``host_name``,
-``config_dir``, ``config_file``), or ``${name}`` with ``config_format = 2``;
-``~`` in paths; the 3.x aliases ``queue_name`` / ``consumer_name``.
+``config_dir``, ``config_file``), or ``${name}`` with ``config_format = 2``,
+in every key but the connection strings ``src_db`` / ``dst_db``, which are
+read literally (a password may hold ``%`` or ``$``); ``~`` in paths; the 3.x aliases ``queue_name`` / ``consumer_name``.
 Relative paths are resolved once, against the directory the driver started
 in (a reload in daemon mode, which runs in ``/``, keeps them there).
 
@@ -216,6 +217,8 @@ KEYS: tuple[Key, ...] = (
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+# keys read literally: no %(...)s / ${...} interpolation, never shown in a message
+LITERAL_KEYS = tuple(k.name for k in KEYS if k.kind == "dsn")
 ALIASES: dict[str, str] = {a: k.name for k in KEYS for a in k.aliases}
 
 
@@ -328,7 +331,7 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
     try:
         raw.read_string(text, source=str(path))
     except configparser.Error as exc:
-        raise ConfigError(f"{path}: not a valid ini file: {_one_line(exc)}") from None
+        raise ConfigError(f"{path}: not a valid ini file: {_parse_error(exc)}") from None
     section = next((s for s in SECTIONS if raw.has_section(s)), None)
     if section is None:
         raise ConfigError(
@@ -342,8 +345,7 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
     # then as the original reads it: format 1 is configparser's %(name)s,
     # format 2 its ${name} / ${section:name}
     extended = config_format == "2"
-    interpolation: configparser.Interpolation = (
-        configparser.ExtendedInterpolation() if extended else configparser.BasicInterpolation())
+    interpolation: configparser.Interpolation = _ExtendedInterpolation() if extended else _BasicInterpolation()
     parser = configparser.ConfigParser(interpolation=interpolation)
     parser.read_string(text, source=str(path))
 
@@ -358,9 +360,14 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
             if not parser.has_option(name, key):
                 parser.set(name, key, literal(value))
     warnings: list[str] = []
+    # connection strings never go through the parser's interpolation (nor
+    # its checks on set, whose messages quote the value): --set ones are
+    # kept aside and win over the file's
+    literal_overrides = {k: v for k, v in (overrides or {}).items() if k in LITERAL_KEYS}
     try:
         for key, value in (overrides or {}).items():
-            parser.set(section, key, literal(value) if key in ("src_db", "dst_db") else value)
+            if key not in LITERAL_KEYS:
+                parser.set(section, key, value)
     except ValueError as exc:  # ExtendedInterpolation checks $ syntax on set
         raise ConfigError(f"{path}: --set: {_one_line(exc)}") from None
 
@@ -371,7 +378,7 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
             f"{path}: [{section}] unknown key(s) ignored: {', '.join(unknown)} (see qsplit-driver --ini for the known keys)"
         )
 
-    reader = _Reader(parser, section, path, base_dir)
+    reader = _Reader(parser, section, path, base_dir, literal_overrides)
     values: dict[str, object] = {}
     for key in KEYS:
         values[key.name] = reader.read(key)
@@ -384,6 +391,13 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
     for policy in ("on_unknown_queue", "on_null_queue"):
         if values[policy] == "default" and not values["default_queue"]:
             raise ConfigError(f"{path}: [{section}] {policy} = default needs default_queue to be set")
+    for key in LITERAL_KEYS:
+        marks = ("${", "$$") if extended else ("%(", "%%")
+        if any(m in str(values[key]) for m in marks):
+            # named, never shown: the value may hold a password
+            warnings.append(f"{path}: [{section}] {key} is read literally, without {'${...}' if extended else '%(...)s'} "
+                            f"interpolation, and contains {' or '.join(marks)}: if it was written for queue_splitter's "
+                            f"interpolation, write a single {'$' if extended else '%'} where it means one")
     if values["use_skylog"]:
         warnings.append(f"{path}: [{section}] use_skylog is not supported and is ignored; "
                         "the log goes to logfile (or stderr)")
@@ -405,19 +419,47 @@ def _consumer_of(parser: configparser.ConfigParser, section: str) -> str | None:
     return None
 
 
+class _NoLiteralKeys:
+    """Interpolation that cannot pull a connection string into another key
+    (where it would be shown, as a log file path say)."""
+
+    def before_get(self, parser, section, option, value, defaults):  # type: ignore[no-untyped-def]
+        visible = {k: v for k, v in defaults.items() if k not in LITERAL_KEYS}
+        return super().before_get(parser, section, option, value, visible)  # type: ignore[misc]
+
+
+class _BasicInterpolation(_NoLiteralKeys, configparser.BasicInterpolation):
+    pass
+
+
+class _ExtendedInterpolation(_NoLiteralKeys, configparser.ExtendedInterpolation):
+    pass
+
+
 class _Reader:
-    def __init__(self, parser: configparser.ConfigParser, section: str, path: Path, base_dir: Path) -> None:
+    def __init__(self, parser: configparser.ConfigParser, section: str, path: Path, base_dir: Path,
+                 literal_overrides: dict[str, str] | None = None) -> None:
         self._parser = parser
         self._section = section
         self._path = path
         self._base_dir = base_dir
+        self._literal_overrides = literal_overrides or {}
 
     def _where(self, key: str) -> str:
         return f"{self._path}: [{self._section}] {key}"
 
     def _raw(self, key: str) -> str | None:
         try:
-            value = self._parser.get(self._section, key, fallback=None)
+            if key in LITERAL_KEYS:
+                value = self._literal_overrides.get(key)
+                if value is None:
+                    value = self._parser.get(self._section, key, raw=True, fallback=None)
+            else:
+                value = self._parser.get(self._section, key, fallback=None)
+        except configparser.InterpolationError as exc:
+            # configparser's messages quote the value (and whatever it
+            # pulled in, a connection string say): name the key only
+            raise ConfigError(f"{self._where(key)}: {_interpolation_error(exc)}") from None
         except configparser.Error as exc:
             raise ConfigError(f"{self._where(key)}: {_one_line(exc)}") from None
         if value is None:
@@ -599,6 +641,30 @@ def key_summary(keys: Sequence[Key] = KEYS) -> str:
         lines.append("  " + head)
         lines.extend(textwrap.wrap(key.help, width=74, initial_indent="      ", subsequent_indent="      "))
     return "\n".join(lines)
+
+
+def _interpolation_error(exc: configparser.InterpolationError) -> str:
+    """What is wrong with an interpolation, without the values configparser
+    quotes (they may hold a password pulled in from another key)."""
+    if isinstance(exc, configparser.InterpolationMissingOptionError):
+        if exc.reference in LITERAL_KEYS:
+            return f"refers to {exc.reference}: connection strings cannot be interpolated into other keys"
+        return f"refers to {exc.reference!r}, which is not set (write %% or $$ for a literal % or $)"
+    if isinstance(exc, configparser.InterpolationDepthError):
+        return "interpolation nested too deep (a reference loop?)"
+    return ("bad interpolation syntax: % must be followed by % or (name)s, $ by $ or {name} "
+            "(write %% or $$ for a literal % or $)")
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """A parse error of the file, naming lines, never quoting them (a line
+    may be part of a connection string)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: a key before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(n) for n, _ in exc.errors)
+        return f"line(s) {lines}: not 'key = value', a [section] header or a comment"
+    return _one_line(exc)  # duplicate section or key: names and line numbers only
 
 
 def _one_line(exc: BaseException) -> str:

@@ -82,14 +82,20 @@ def connection_defaults(connect_timeout: int, keepalive_idle: int, keepalive_int
     return out
 
 
+# what a log line may say of a connection string: where it connects, as
+# whom, how patiently; nothing else (passwords, key and pass files, options)
+_DESCRIBED = ("host", "hostaddr", "port", "dbname", "user", "service", "sslmode", "connect_timeout",
+              "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count")
+
+
 def describe(dsn: str) -> str:
-    """A DSN for logs: every parameter but the password."""
+    """A DSN for logs: where it connects, as whom and how patiently;
+    nothing else."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
         return "<unparsable connection string>"
-    params.pop("password", None)
-    return " ".join(f"{k}={v}" for k, v in params.items()) or "<defaults>"
+    return " ".join(f"{k}={params[k]}" for k in _DESCRIBED if k in params) or "<defaults>"
 
 
 def is_connection_lost(conn: psycopg2.extensions.connection | None) -> bool:

@@ -9,7 +9,9 @@ with a logfile, a foreground run writes to stderr as well.
 logrotate may also move the file away (the handler notices the path now
 names another file, or none, and opens a new one) or copy and truncate it
 (the file is opened in append mode, so writing goes on at the new end).
-Every line passes a filter that hides connection string passwords.
+Every line passes a filter that hides connection string passwords, and
+one that escapes control characters: event data (a routing value in an
+error message, say) can hold a newline, and must not forge a line.
 """
 
 from __future__ import annotations
@@ -42,6 +44,56 @@ class RedactPasswords(logging.Filter):
         return True
 
 
+# what a log line shows for the control characters a reader knows by name;
+# any other character that is not printable shows as \xNN, \uNNNN or \UNNNNNNNN
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """*text* with every character that is not printable escaped: line
+    breaks of any kind (\n, \r, \x85, \u2028 ...), terminal escapes, bidi
+    overrides.  Printable text, any script, is left as it is."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    named = _NAMED_ESCAPES.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+class EscapeControls(logging.Filter):
+    """Escape control characters in the message, so that one record is one
+    line whatever values it carries."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+class LineFormatter(logging.Formatter):
+    """logging.Formatter whose traceback and stack lines are each escaped
+    and marked with a leading "| ", so that even an exception message
+    holding a line break cannot start a line of its own."""
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return _marked(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return _marked(super().formatStack(stack_info))
+
+
+def _marked(text: str) -> str:
+    return "\n".join("| " + escape_controls(line) for line in text.split("\n"))
+
+
 class RotatingWatchedFileHandler(logging.handlers.RotatingFileHandler):
     """Size-based rotation plus WatchedFileHandler's check: when the path no
     longer names the open file (moved or deleted by logrotate), reopen it."""
@@ -49,6 +101,12 @@ class RotatingWatchedFileHandler(logging.handlers.RotatingFileHandler):
     def __init__(self, filename: Path, max_bytes: int, backup_count: int) -> None:
         super().__init__(filename, mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         self._ident = self._stat_ident()
+
+    def _open(self):
+        # a new log file is not world-readable (0640 before the umask): its
+        # lines carry event data; an existing file keeps the mode it has
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def _stat_ident(self) -> tuple[int, int] | None:
         try:
@@ -126,14 +184,15 @@ def setup(*, logfile: Path | None, log_size: int, log_count: int, level: int,
     if logfile is not None:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = RotatingWatchedFileHandler(logfile, log_size, log_count)
-        handler.setFormatter(logging.Formatter(formats.file, formats.file_date))
+        handler.setFormatter(LineFormatter(formats.file, formats.file_date))
         handlers.append(handler)
     if logfile is None or console:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(formats.console, formats.console_date))
+        handler.setFormatter(LineFormatter(formats.console, formats.console_date))
         handlers.append(handler)
     for handler in handlers:
         handler.addFilter(RedactPasswords())
+        handler.addFilter(EscapeControls())
     root = logging.getLogger()
     old = root.handlers[:]
     root.handlers[:] = handlers

@@ -40,8 +40,10 @@ STAGED_COLUMNS = (
 NEXT_BATCH_LOCK = ("select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
                    "'qsplit.next_batch ' || %s || ' ' || %s, 0))")
 
-# what pgq.batch_event_sql raises for a batch that is no longer open
-BATCH_GONE = "Cannot find data for batch"
+# how the message of what pgq raises for a batch that is no longer open
+# starts (str.startswith takes the tuple): pgq.batch_event_sql finds no
+# subscription with the batch, pgq.batch_event_tables no ticks for it
+BATCH_GONE = ("batch not found", "Cannot find data for batch")
 
 # queue_field values whose column the source can group a batch by; the same
 # names qsplit._route_column() accepts (it is the one that rejects others)

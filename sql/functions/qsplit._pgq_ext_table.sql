@@ -82,6 +82,9 @@ begin
           join pg_catalog.pg_roles sr on sr.oid = n.nspowner
           cross join (select qn.nspowner from pg_catalog.pg_namespace qn where qn.nspname = 'qsplit') q
          where c.oid = v_rel;
+        if not found then
+            v_problem := 'it was dropped or renamed while being checked';
+        end if;
     end if;
     if v_problem is not null then
         raise exception 'qsplit: pgq_ext.completed_tick is not trusted: %', v_problem

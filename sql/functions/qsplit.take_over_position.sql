@@ -44,13 +44,22 @@ returns bigint as $$
 --      select - pgq_ext.completed_tick
 -- ----------------------------------------------------------------------
 declare
+    v_owner oid;
     v_rel   regclass;
     v_tick  bigint;
     v_sql   text;
 begin
-    perform 1 from qsplit.consumer c where c.consumer_name = i_consumer;
+    -- a consumer with a row here is not taken over; it must be the
+    -- caller's, but this check takes no lock: a batch being applied holds
+    -- the row, and a driver starting meanwhile must not wait for it
+    select c.owner_role into v_owner from qsplit.consumer c where c.consumer_name = i_consumer;
     if found then
-        perform qsplit._claim_consumer(i_consumer);
+        if v_owner is not null
+           and not pg_catalog.pg_has_role(session_user, 'qsplit_admin', 'MEMBER')
+           and not exists (select 1 from pg_catalog.pg_roles r
+                            where r.oid = v_owner and pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')) then
+            perform qsplit._claim_consumer(i_consumer);  -- raises QS011
+        end if;
         return null;
     end if;
     v_rel := qsplit._pgq_ext_table(false);
