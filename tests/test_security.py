@@ -11,53 +11,18 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
-from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX
-from helpers import DRIVER, EVENT_FIELDS, Cluster, install_qsplit, run_sql
+from helpers import (CONSUMER, DRIVER, DST_DRIVER_ROLE, PG_USER, PREFIX, Cluster, cluster_role, dsn_as, dsn_for,
+                     install_qsplit, process_alive, produce, run_ok, run_sql, scratch_db, setup_source, wait_for)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
 # routing values, queue creation caps, regex bombs, durable commits
 # ======================================================================
-
-CONSUMER = "test_splitter"
-OPEN_BATCHES = (
-    "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
-    " where co.co_name = %s and s.sub_batch is not null"
-)
-
-
-def sql_role(name: str, *member_of: str, login: bool = True) -> str:
-    """A role of the cluster (made once, roles are cluster-wide), never a
-    superuser, member of exactly *member_of* besides what it had."""
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("select format('create role %%I %%s', %s::text, %s::text)"
-                    " where not exists (select 1 from pg_roles where rolname = %s)",
-                    (name, "login" if login else "nologin", name))
-        for (stmt,) in cur.fetchall():
-            cur.execute(stmt)
-        cur.execute("select format('alter role %%I nosuperuser', %s::text)", (name,))
-        cur.execute(cur.fetchone()[0])
-        for role in member_of:
-            cur.execute("select format('grant %%I to %%I', %s::text, %s::text)", (role, name))
-            cur.execute(cur.fetchone()[0])
-    conn.close()
-    return name
-
-
-def connect_as(cluster, role: str, autocommit: bool = True) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(cluster.dst_dsn.replace(f"user={PG_USER}", f"user={role}"))
-    conn.autocommit = autocommit
-    cluster._conns.append(conn)
-    return conn
-
 
 def sqlstate_of(conn, sql: str, args=None) -> str | None:
     """Run *sql*; the SQLSTATE it failed with, None when it did not fail."""
@@ -73,36 +38,6 @@ def sqlstate_of(conn, sql: str, args=None) -> str | None:
 
 def is_superuser(cluster, role: str) -> bool:
     return cluster.dst_exec("select rolsuper from pg_roles where rolname = %s", (role,))[0][0]
-
-
-def register(cluster, ini) -> None:
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    first = cluster.run_driver("--once", str(ini))  # registers the consumer
-    assert first.returncode == 0, first.stderr + cluster.log_text()
-
-
-def produce(cluster, routes, tick: bool = True) -> None:
-    conn = cluster.src()
-    with conn.cursor() as cur:
-        for i, route in enumerate(routes):
-            cur.execute("select pgq.insert_event('singlequeue', %s, %s, %s, NULL, NULL, NULL)",
-                        (f"t{i}", f"data {i}", route))
-    if tick:
-        cluster.tick()
-
-
-def run_ok(cluster, ini):
-    result = cluster.run_driver("--once", str(ini))
-    assert result.returncode == 0, result.stderr + cluster.log_text()
-    assert cluster.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)]
-    return result
-
-
-def source_by_route(cluster) -> dict:
-    out: dict = {}
-    for ev in cluster.source_events():
-        out.setdefault(ev[1 + EVENT_FIELDS.index("ev_extra1")], []).append(ev[1:])
-    return out
 
 
 def stage(conn, rows) -> None:
@@ -143,7 +78,7 @@ def _plant_pgq_ext(cluster, attacker: str, how: str) -> None:
                        "create table pgq_ext.completed_tick (consumer_id text, last_tick_id pgq_ext.tick)",
                        "insert into pgq_ext.completed_tick values ('victim', row(7))"],
     }[how]
-    conn = connect_as(cluster, attacker)
+    conn = cluster.connect_as(attacker)
     with conn.cursor() as cur:
         for stmt in setup:
             cur.execute(stmt)
@@ -155,11 +90,11 @@ def test_pgq_ext_of_another_role_is_never_read_as_definer(cluster, how):
     driver's first connection (take_over_position) must not run its code
     with the functions' owner's rights: refused with QS012, no escalation."""
     c = cluster
-    attacker = sql_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
+    attacker = cluster_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
     _plant_pgq_ext(c, attacker, how)
     assert not is_superuser(c, attacker)
     for role in (attacker, DST_DRIVER_ROLE):
-        conn = connect_as(c, role)
+        conn = c.connect_as(role)
         state = sqlstate_of(conn, "select qsplit.take_over_position('victim')")
         assert not is_superuser(c, attacker), f"{attacker} became a superuser through {role}"
         assert state == "QS012"
@@ -173,7 +108,7 @@ def test_pgq_ext_of_trusted_owner_is_still_taken_over(cluster):
     c.dst_exec("create schema pgq_ext; create table pgq_ext.completed_tick"
                " (consumer_id text, subconsumer_id text default '', last_tick_id bigint not null);"
                " insert into pgq_ext.completed_tick (consumer_id, last_tick_id) values ('victim', 42)")
-    conn = connect_as(c, DST_DRIVER_ROLE)
+    conn = c.connect_as(DST_DRIVER_ROLE)
     with conn.cursor() as cur:
         cur.execute("select qsplit.take_over_position('victim')")
         assert cur.fetchone() == (42,)
@@ -205,13 +140,13 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a", "a"])
     run_ok(c, ini)  # the consumer is now the driver role's
     produce(c, ["a", "a", "a"])
     last, _ = _position(c)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    forger = connect_as(c, other, autocommit=False)
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    forger = c.connect_as(other, autocommit=False)
     stage(forger, [])
     forged = sqlstate_of(forger, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, _newest_tick(c)))
     forger.commit()
@@ -219,22 +154,22 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     assert len(c.target_events("a")) == 5, "events lost to a forged batch"
     assert forged == "QS011"
     # a reset by another role would make the driver apply whatever comes next
-    assert sqlstate_of(connect_as(c, other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
     assert _position(c)[0] == _newest_tick(c)
     # the owner itself may reset its consumer
-    assert sqlstate_of(connect_as(c, DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
+    assert sqlstate_of(c.connect_as(DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
 
 
 def test_stored_tick_time_is_never_replaced_by_null(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
     last, last_time = _position(c)
     assert last_time is not None
-    conn = connect_as(c, DST_DRIVER_ROLE, autocommit=False)
+    conn = c.connect_as(DST_DRIVER_ROLE, autocommit=False)
     stage(conn, [])
     state = sqlstate_of(conn, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, last + 1))
     conn.commit()
@@ -246,13 +181,13 @@ def test_status_views_show_writers_only_their_own_consumers(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
     c.dst_exec("select qsplit.reset_position('nobodys')")  # an admin's reset binds nothing
-    other = connect_as(c, sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
-    mine = connect_as(c, DST_DRIVER_ROLE)
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = c.connect_as(cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
+    mine = c.connect_as(DST_DRIVER_ROLE)
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     seen = {}
     for name, conn in (("other", other), ("mine", mine), ("admin", admin)):
         with conn.cursor() as cur:
@@ -278,23 +213,23 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    register(c, ini)
+    setup_source(c, ini)
     produce(c, ["a"])
     run_ok(c, ini)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     with admin.cursor() as cur:
         cur.execute("select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other))
         assert cur.fetchone() == (DST_DRIVER_ROLE,)
     # a writer cannot do it for itself
-    assert sqlstate_of(connect_as(c, other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
     produce(c, ["a"])
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1
     log = c.log_text()
     assert "QS011" in log and f"select qsplit.set_consumer_owner('{CONSUMER}', '{DST_DRIVER_ROLE}')" in log
     assert len(c.target_events("a")) == 1
-    new_ini = c.write_ini(name="other.ini", dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={other}"))
+    new_ini = c.write_ini(name="other.ini", dst_db=dsn_as(c.dst_dsn, other))
     run_ok(c, new_ini)
     assert len(c.target_events("a")) == 2
 
@@ -319,7 +254,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini(on_unknown_queue=policy)
-    register(c, ini)
+    setup_source(c, ini)
     poison = _long_value()
     produce(c, ["a", poison, "a", poison, "a"])
     run_ok(c, ini)
@@ -332,7 +267,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     else:  # dead_letter, and create's fallback (dead_letter by default)
         assert stats == [("dead_letter", 2, True)]
         assert c.dst_exec("select reason, route_value = %s, ev_data from qsplit.dead_letter order by ev_id",
-                          (poison,)) == [("invalid_queue_name", True, "data 1"), ("invalid_queue_name", True, "data 3")]
+                          (poison,)) == [("invalid_queue_name", True, "n=1"), ("invalid_queue_name", True, "n=3")]
     # and the consumer goes on
     produce(c, ["a"])
     run_ok(c, ini)
@@ -365,7 +300,7 @@ def test_create_policy_is_capped_per_batch(cluster, limit):
     64 x max_connections 100)."""
     c = cluster
     ini = c.write_ini(on_unknown_queue="create", create_limit=limit)
-    register(c, ini)
+    setup_source(c, ini)
     ((lock_table,),) = c.dst_exec(
         "select current_setting('max_locks_per_transaction')::int"
         " * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)")
@@ -387,7 +322,7 @@ def test_create_policy_allow_list(cluster):
     rule names; the others get create_fallback (here: skip)."""
     c = cluster
     ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip")
-    register(c, ini)
+    setup_source(c, ini)
     c.dst_exec(r"select qsplit.add_route(%s, 'ruled\.(.*)', 'Ruled-\1')", (CONSUMER,))
     produce(c, ["ok_one", "not ok", "ruled.x", "OK_two"])
     run_ok(c, ini)
@@ -418,7 +353,7 @@ def test_apply_batch_is_bounded_by_apply_timeout(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini(apply_timeout="1")
-    register(c, ini)
+    setup_source(c, ini)
     c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
                (CONSUMER, BOMB))
     produce(c, ["a" * 41, "b"])
@@ -446,14 +381,14 @@ def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
     c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" set synchronous_commit = off')
     try:
         ini = c.write_ini()
-        register(c, ini)
+        setup_source(c, ini)
         _commit_probe(c)
         for _ in range(2):
             produce(c, ["a", "a"])
             run_ok(c, ini)
         assert len(c.target_events("a")) == 4
         # the driver's sessions do run with synchronous_commit off ...
-        drv = connect_as(c, DST_DRIVER_ROLE)
+        drv = c.connect_as(DST_DRIVER_ROLE)
         with drv.cursor() as cur:
             cur.execute("show synchronous_commit")
             assert cur.fetchone() == ("off",)
@@ -468,58 +403,6 @@ def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
 # Driver, installer and local files (sec11drv): items 2, 4 (how errors are
 # logged), 7, 8, 9
 # ===========================================================================
-
-def _dsn(dbname: str, user: str = PG_USER) -> str:
-    return f"host={PG_HOST} port={PG_PORT} user={user} dbname={dbname}"
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
-    """Poll *predicate* until it returns something true (the driver runs in
-    another process: a file or a backend is all there is to watch)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-
-
-@contextmanager
-def _scratch_db(tag: str):
-    """A fresh database with pgq (no qsplit), dropped afterwards."""
-    name = f"{PREFIX}_{tag}"[:63]
-    admin = _dsn("postgres")
-    run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-    run_sql(admin, sql.SQL("create database {} template template0").format(sql.Identifier(name)))
-    try:
-        run_sql(_dsn(name), "create extension pgq")
-        yield _dsn(name)
-    finally:
-        run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def _produce(cluster: Cluster, routes: list[str], tick: bool = True) -> None:
-    for i, route in enumerate(routes):
-        cluster.src_exec("select pgq.insert_event('singlequeue', 'ev', %s, %s, null, null, null)", (f"d{i}", route))
-    if tick:
-        cluster.tick()
-
-
-def _first_run(cluster: Cluster, ini: Path) -> None:
-    """Create the source queue and register the consumer (a first --once)."""
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    done = cluster.run_driver("--once", str(ini))
-    assert done.returncode == 0, done.stderr + cluster.log_text()
-
 
 # --- item 2: look-alikes planted in public (CVE-2018-1058) -----------------
 
@@ -567,7 +450,7 @@ _LOOKALIKE_OPERATORS = [
 
 
 def _planter_role() -> str:
-    admin = _dsn("postgres")
+    admin = dsn_for("postgres")
     if not run_sql(admin, "select 1 from pg_roles where rolname = %s", (PLANTER,)):
         run_sql(admin, sql.SQL("create role {} login nosuperuser").format(sql.Identifier(PLANTER)))
     # a previous run of today's code may have made it one
@@ -627,7 +510,7 @@ def assert_nothing_hijacked(*dsns: str) -> None:
         if rows:
             ran[dsn.rsplit("dbname=", 1)[1].split()[0]] = rows
     assert ran == {}, f"look-alikes planted in public ran: {ran}"
-    assert run_sql(_dsn("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
+    assert run_sql(dsn_for("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
 
 
 def _offline_script() -> str:
@@ -638,7 +521,7 @@ def _offline_script() -> str:
 
 @pytest.mark.parametrize("how", ["alembic", "sql_script"])
 def test_install_ignores_lookalikes_planted_in_public(how):
-    with _scratch_db(f"sec_install_{how}") as dsn:
+    with scratch_db(f"sec_install_{how}") as dsn:
         plant_lookalikes(dsn)
         if how == "alembic":
             install_qsplit(dsn)
@@ -676,19 +559,19 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
     src_role, dst_role = driver_roles
     s = source_pg.info
     src_dsn = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}"
-    with _scratch_db("sec_driver_dst") as dst_dsn:
+    with scratch_db("sec_driver_dst") as dst_dsn:
         plant_lookalikes(dst_dsn)
         install_qsplit(dst_dsn)
         plant_lookalikes(src_dsn)
         dbname = dst_dsn.rsplit("dbname=", 1)[1]
         c = Cluster(src_dsn=src_dsn + PINNED, dst_dsn=dst_dsn + PINNED, workdir=tmp_path,
                     driver_src_dsn=src_dsn.replace(f"user={s.user}", f"user={src_role}"),
-                    driver_dst_dsn=_dsn(dbname, dst_role))
+                    driver_dst_dsn=dsn_for(dbname, dst_role))
         try:
             c.dst_exec("select pgq.create_queue('a'); select pgq.create_queue('b')")
             ini = c.write_ini(on_unknown_queue="dead_letter")
-            _first_run(c, ini)
-            _produce(c, ["a", "b", "a", "nowhere"])
+            setup_source(c, ini)
+            produce(c, ["a", "b", "a", "nowhere"])
             done = c.run_driver("--once", str(ini))
             assert done.returncode == 0, done.stderr + c.log_text()
             assert len(c.target_events("a")) == 2 and len(c.target_events("b")) == 1
@@ -717,8 +600,8 @@ def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(clus
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini()
-    _first_run(c, ini)
-    _produce(c, ["a", "a"])
+    setup_source(c, ini)
+    produce(c, ["a", "a"])
     dbname = c.dst_dsn.rsplit("dbname=", 1)[1]
     c.dst_exec(sql.SQL("alter database {} set lock_timeout = '300ms'").format(sql.Identifier(dbname)))
     holder = psycopg2.connect(c.dst_dsn)
@@ -745,7 +628,7 @@ def test_error_kinds_from_a_real_server(cluster):
     57P01-57P03, or a closed connection) and which are logged with their
     SQLSTATE."""
     from qsplit.config import load
-    from qsplit.splitter import _describe_error
+    from qsplit.splitter import describe_error
 
     cfg = load(cluster.write_ini())
 
@@ -763,17 +646,17 @@ def test_error_kinds_from_a_real_server(cluster):
 
     timeout = error_of("set statement_timeout = '10ms'", "select pg_sleep(1)")
     assert timeout.pgcode == "57014" and isinstance(timeout, psycopg2.OperationalError)
-    assert "[57014]" in _describe_error(timeout, cfg) and "connection failed" not in _describe_error(timeout, cfg)
+    assert "[57014]" in describe_error(timeout, cfg) and "connection failed" not in describe_error(timeout, cfg)
 
     terminated = error_of("select pg_terminate_backend(pg_backend_pid())")
-    assert _describe_error(terminated, cfg).startswith("database connection failed: ")
+    assert describe_error(terminated, cfg).startswith("database connection failed: ")
 
     conn = psycopg2.connect(cluster.dst_dsn)
     conn.close()
     try:
         conn.cursor().execute("select 1")
     except psycopg2.Error as exc:
-        assert _describe_error(exc, cfg).startswith("database connection failed: ")
+        assert describe_error(exc, cfg).startswith("database connection failed: ")
     else:
         raise AssertionError("a closed connection ran a statement")
 
@@ -793,8 +676,8 @@ def test_routing_value_cannot_forge_log_lines(cluster, policy):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini(on_unknown_queue=policy)
-    _first_run(c, ini)
-    _produce(c, ["a", FORGED])
+    setup_source(c, ini)
+    produce(c, ["a", FORGED])
     run = c.run_driver("--once", str(ini))
     assert run.returncode == (1 if policy == "error" else 0), run.stderr + c.log_text()
     text = c.log_text()
@@ -875,7 +758,7 @@ def test_control_switches_never_signal_a_process_that_is_not_the_driver(cluster,
         finally:
             if held is not None:
                 held.close()
-        assert bystander.poll() is None and _alive(bystander.pid), "the bystander was signalled"
+        assert bystander.poll() is None and process_alive(bystander.pid), "the bystander was signalled"
         assert sent.returncode != 0 or "not running" in sent.stderr, sent.stderr
         assert "Traceback" not in sent.stderr
         if how == "symlink":
@@ -891,24 +774,24 @@ def test_daemon_starts_when_the_recorded_pid_is_another_process(usecase):
         pidfile.write_text(f"{bystander.pid}\n")
         started = c.run_driver("-d", str(ini))
         assert started.returncode == 0, started.stderr
-        pid = int(_wait(lambda: (pidfile.read_text().strip() if pidfile.exists() else "") not in ("", str(bystander.pid))
+        pid = int(wait_for(lambda: (pidfile.read_text().strip() if pidfile.exists() else "") not in ("", str(bystander.pid))
                         and pidfile.read_text().strip(), what="the daemon's pid in the pidfile"))
         try:
-            _wait(lambda: "registered consumer" in c.log_text(), what="the daemon to register its consumer")
+            wait_for(lambda: "registered consumer" in c.log_text(), what="the daemon to register its consumer")
             c.src_exec("select pgq.insert_event('singlequeue', 'ev', 'd', 'queue.event1', null, null, null)")
             c.tick()
-            _wait(lambda: len(c.target_events("queue.event1")) == 1, what="the event")
+            wait_for(lambda: len(c.target_events("queue.event1")) == 1, what="the event")
             # a second driver is refused while the first holds the pidfile
             again = c.run_driver("--once", str(ini))
             assert again.returncode == 1 and f"names running process {pid}: already running" in again.stderr, \
                 again.stderr
             stopped = c.run_driver("-k", str(ini))
             assert stopped.returncode == 0, stopped.stderr
-            _wait(lambda: not _alive(pid), what="the daemon to stop")
+            wait_for(lambda: not process_alive(pid), what="the daemon to stop")
         finally:
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        assert _alive(bystander.pid)
+        assert process_alive(bystander.pid)
         assert not pidfile.exists()
 
 
@@ -974,7 +857,7 @@ def test_percent_in_connection_string_is_literal_and_never_echoed(cluster):
     c.src_exec("select pgq.create_queue('singlequeue')")
     first = c.run_driver("--once", "-v", str(ini))
     assert first.returncode == 0, first.stderr + c.log_text()
-    _produce(c, ["a"])
+    produce(c, ["a"])
     second = c.run_driver("--once", "-vv", str(ini))
     assert second.returncode == 0, second.stderr + c.log_text()
     assert len(c.target_events("a")) == 1
@@ -1006,16 +889,16 @@ def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
     ini = c.write_ini(loop_delay="0.05")
-    _first_run(c, ini)
+    setup_source(c, ini)
     proc = subprocess.Popen(DRIVER + [str(ini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=c.workdir)
     try:
-        _wait(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        wait_for(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
         ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
         proc.send_signal(signal.SIGHUP)
-        _wait(lambda: "reload" in c.log_text(), what="the reload")
-        _produce(c, ["a"])
-        _wait(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
+        wait_for(lambda: "reload" in c.log_text(), what="the reload")
+        produce(c, ["a"])
+        wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
