@@ -1,7 +1,12 @@
 """Where a Splitter's time goes, batch step by batch step (bench --phases).
 
 Wraps the methods of one Splitter's Source and Target objects (not the
-classes) with timers; the added cost is two clock reads per call."""
+classes) with timers; the added cost is two clock reads per call.
+
+This is the one place the bench reaches inside the driver: STEPS below
+names every internal it times.  Everything else runs the driver through
+its public entry points (qsplit-driver; qsplit.config.load and
+qsplit.splitter.Splitter in process; qsplit.install for the schema)."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers
+\ir functions/qsplit._quote_value.sql
 \ir functions/qsplit._claim_consumer.sql
 \ir functions/qsplit._pgq_ext_table.sql
 \ir functions/qsplit._route_pattern_problem.sql
@@ -36,6 +37,9 @@
 \ir functions/qsplit._check_queue_field.sql
 \ir functions/qsplit._check_policies.sql
 \ir functions/qsplit._check_staging.sql
+\ir functions/qsplit._pgq_ext_tick.sql
+\ir functions/qsplit._pgq_ext_set_tick.sql
+\ir functions/qsplit._raise_lost_position.sql
 \ir functions/qsplit._raise_position_error.sql
 \ir functions/qsplit._claim_position.sql
 \ir functions/qsplit._route_target.sql
@@ -53,6 +57,7 @@
 -- Group: Consumer management
 \ir functions/qsplit.take_over_position.sql
 \ir functions/qsplit.reset_position.sql
+\ir functions/qsplit.rewind_tick.sql
 \ir functions/qsplit.set_consumer_owner.sql
 
 -- Group: Routing rules and dead letters (DBA API)

@@ -20,6 +20,7 @@ grant execute on function
     qsplit.prepare_staging(),
     qsplit.take_over_position(text),
     qsplit.reset_position(text),
+    qsplit.rewind_tick(text),
     qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz,
                        integer, text, text)
   to qsplit_writer;
@@ -32,5 +33,6 @@ grant execute on function
   to qsplit_admin;
 grant select on table qsplit.route, qsplit.dead_letter to qsplit_admin;
 
-grant execute on function qsplit.reset_position(text), qsplit.set_consumer_owner(text, text) to qsplit_admin;
+grant execute on function qsplit.reset_position(text), qsplit.rewind_tick(text), qsplit.set_consumer_owner(text, text)
+  to qsplit_admin;
 grant select on table qsplit.consumer_status, qsplit.queue_status to qsplit_writer, qsplit_admin;

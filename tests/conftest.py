@@ -1,50 +1,35 @@
 """Fixtures: a fresh source and a fresh target database per test, cloned by
 pytest-postgresql from templates built once per session (source: pgq;
-target: pgq + the qsplit schema at head), on the running local server."""
+target: pgq + the qsplit schema at head), on the running local server.
+The helpers the tests call live in helpers.py.
+
+A test marked ``every_install_path`` runs once on the template's target
+(alembic upgrade head) and once more on a target installed along each other
+install path (helpers.install_paths): the same test proves every path."""
 
 from __future__ import annotations
 
-import getpass
-import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytest_postgresql import factories
 
-from helpers import REPO, Cluster, install_qsplit
-
-PG_HOST = os.environ.get("PGHOST_TEST", "127.0.0.1")
-PG_PORT = int(os.environ.get("PGPORT", "5432"))
-# source and target may live on two servers, even of two majors:
-# PGPORT_SRC / PGPORT_DST (make test-matrix's mixed pairs), or
-# QSPLIT_TEST_TARGET_PORT for the target (make test-two-servers, on the
-# cluster scripts/target-cluster.sh starts); unset, both live on PGPORT
-PG_PORT_SRC = int(os.environ.get("PGPORT_SRC") or PG_PORT)
-PG_PORT_DST = int(os.environ.get("PGPORT_DST") or os.environ.get("QSPLIT_TEST_TARGET_PORT") or PG_PORT)
-TARGET_PORT = PG_PORT_DST
-TWO_SERVERS = PG_PORT_SRC != PG_PORT_DST
-PG_USER = os.environ.get("PGUSER") or getpass.getuser()
-# distinct names let two test runs share one server (e.g. a developer and CI)
-PREFIX = os.environ.get("QSPLIT_TEST_DB_PREFIX", "qsplit_test")
+from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT_DST, PG_PORT_SRC, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE,
+                     Cluster, cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db)
 
 
-def _connect_kwargs(kwargs: dict) -> dict:
-    return {k: v for k, v in kwargs.items() if k in ("host", "port", "user", "dbname", "password") and v}
+def _conninfo(kwargs: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in kwargs.items() if k in ("host", "port", "user", "dbname", "password") and v)
 
 
 def load_source(**kwargs) -> None:
-    import psycopg
-
-    with psycopg.connect(**_connect_kwargs(kwargs), autocommit=True) as conn:
-        conn.execute("create extension if not exists pgq")
+    run_sql(_conninfo(kwargs), "create extension if not exists pgq")
 
 
 def load_target(**kwargs) -> None:
-    import psycopg
-
-    with psycopg.connect(**_connect_kwargs(kwargs), autocommit=True) as conn:
-        conn.execute("create extension if not exists pgq")
-    install_qsplit(_connect_kwargs(kwargs))
+    run_sql(_conninfo(kwargs), "create extension if not exists pgq")
+    install_qsplit(_conninfo(kwargs))
 
 
 source_server = factories.postgresql_noproc(
@@ -56,10 +41,7 @@ target_server = factories.postgresql_noproc(
 source_pg = factories.postgresql("source_server")
 target_pg = factories.postgresql("target_server")
 
-# the drivers of the tests log in as these non-superuser roles: on the source
-# a PgQ consumer (pgq_reader), on the target qsplit_writer and nothing else
-SRC_DRIVER_ROLE = f"{PREFIX}_src_driver"
-DST_DRIVER_ROLE = f"{PREFIX}_dst_driver"
+TEMPLATE = "template"  # the install path of target_pg: alembic upgrade head
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,42 +52,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.uses_source)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("every_install_path"):
+        metafunc.parametrize("target_dsn", [TEMPLATE] + install_paths(), indirect=True)
+
+
+@pytest.fixture
+def target_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's target database: the template's clone, or (parameter of an
+    ``every_install_path`` test) a scratch one installed along that path."""
+    path = getattr(request, "param", TEMPLATE)
+    if path == TEMPLATE:
+        dst = request.getfixturevalue("target_pg").info
+        yield f"host={dst.host} port={dst.port} user={dst.user} dbname={dst.dbname}"
+        return
+    with scratch_db(f"path_{path}", port=PG_PORT_DST) as dsn:
+        install_via(path, dsn)
+        yield dsn
+
+
 @pytest.fixture(scope="session")
 def driver_roles(source_server, target_server) -> tuple[str, str]:
-    """Create the drivers' login roles once (roles are cluster-wide; made
-    only when missing, so parallel runs with other prefixes do not collide),
-    each on its side's server.  Depends on the templates, whose set-up made
-    pgq_reader and qsplit_writer."""
-    import psycopg
-
-    for port, role, member_of in ((PG_PORT_SRC, SRC_DRIVER_ROLE, "pgq_reader"),
-                                  (PG_PORT_DST, DST_DRIVER_ROLE, "qsplit_writer")):
-        with psycopg.connect(host=PG_HOST, port=port, user=PG_USER, dbname="postgres", autocommit=True) as conn:
-            for (stmt,) in conn.execute(
-                "select format('create role %%I login nosuperuser', %s::text)"
-                " where not exists (select 1 from pg_roles where rolname = %s)",
-                (role, role),
-            ).fetchall():
-                conn.execute(stmt)
-            conn.execute(f'grant {member_of} to "{role}"')
+    """The drivers' login roles (made once), each on its side's server.
+    Depends on the templates, whose set-up made pgq_reader and qsplit_writer."""
+    cluster_role(SRC_DRIVER_ROLE, "pgq_reader", port=PG_PORT_SRC)
+    cluster_role(DST_DRIVER_ROLE, "qsplit_writer", port=PG_PORT_DST)
     return SRC_DRIVER_ROLE, DST_DRIVER_ROLE
 
 
 @pytest.fixture
-def cluster(source_pg, target_pg, driver_roles, tmp_path: Path) -> Cluster:
-    """The source and target databases of one test, with helpers to produce,
-    tick, run the driver and read the target queues back.  The tests speak
-    as the superuser; the driver they run logs in as the non-superuser
-    driver roles."""
+def cluster(source_pg, target_dsn, driver_roles, tmp_path: Path) -> Iterator[Cluster]:
+    """The source and target databases of one test.  The tests speak as the
+    superuser; the driver they run logs in as the non-superuser driver roles."""
     src = source_pg.info
-    dst = target_pg.info
+    src_dsn = f"host={src.host} port={src.port} user={src.user} dbname={src.dbname}"
     src_role, dst_role = driver_roles
     c = Cluster(
-        src_dsn=f"host={src.host} port={src.port} user={src.user} dbname={src.dbname}",
-        dst_dsn=f"host={dst.host} port={dst.port} user={dst.user} dbname={dst.dbname}",
+        src_dsn=src_dsn,
+        dst_dsn=target_dsn,
         workdir=tmp_path,
-        driver_src_dsn=f"host={src.host} port={src.port} user={src_role} dbname={src.dbname}",
-        driver_dst_dsn=f"host={dst.host} port={dst.port} user={dst_role} dbname={dst.dbname}",
+        driver_src_dsn=dsn_as(src_dsn, src_role),
+        driver_dst_dsn=dsn_as(target_dsn, dst_role),
     )
     yield c
     c.close()

@@ -8,16 +8,16 @@ then a full comparison of the source queue with the target queues.
     python tests/soak.py --seconds 60 --seed 7
 
 Prints events produced, moved, lost, duplicated and the kills survived; exits
-1 when anything was lost, doubled or reordered.  Uses (drops and re-creates)
-the databases <QSPLIT_TEST_DB_PREFIX>_soak_src / _soak_dst on the local server.
-tests/test_soak.py runs a short version inside make test.
+1 when anything was lost, doubled or reordered.  Uses (drops and re-creates,
+and leaves for a look afterwards) the databases <--prefix>_soak_src / _soak_dst
+on the local server (PGPORT).  tests/test_soak.py runs a short version inside
+make test.  The test toolkit (helpers.py) does the set-up and the checks.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import getpass
 import logging
 import os
 import random
@@ -32,13 +32,11 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
-from psycopg2 import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from driverproc import process_alive  # noqa: E402
-from faults import diff_counts, event_table, wait_until  # noqa: E402
-from helpers import DRIVER, EVENT_FIELDS, Cluster, run_sql, install_qsplit  # noqa: E402
+from helpers import (EVENT_FIELDS, Cluster, diff_counts, drained, install_qsplit, process_alive,  # noqa: E402
+                     queue_event_table, run_sql, scratch_db, wait_for)
 
 log = logging.getLogger("soak")
 
@@ -169,20 +167,17 @@ class DaemonDriver:
     killed by the pid in that file, restarted by running -d again (the
     stale pid file of a killed daemon does not stop it)."""
 
-    def __init__(self, ini: Path, pidfile: Path, workdir: Path) -> None:
-        self.ini, self.pidfile, self.workdir = ini, pidfile, workdir
+    def __init__(self, cluster: Cluster, ini: Path, pidfile: Path) -> None:
+        self.cluster, self.ini, self.pidfile = cluster, ini, pidfile
         self.pid: int | None = None
 
     def start(self) -> None:
-        env = dict(os.environ)
-        env.pop("QSPLIT_FAILPOINT", None)
         previous = self.pid
-        started = subprocess.run(DRIVER + ["-d", str(self.ini)], capture_output=True, text=True, env=env,
-                                 cwd=self.workdir, timeout=60)
+        started = self.cluster.run_driver("-d", str(self.ini), timeout=60)
         if started.returncode != 0:
             raise RuntimeError(f"qsplit-driver -d failed ({started.returncode}): {started.stderr}")
-        wait_until(lambda: (pid := self._pid_in_file()) is not None and pid != previous and process_alive(pid),
-                   30, "the daemon's pid file")
+        wait_for(lambda: (pid := self._pid_in_file()) is not None and pid != previous and process_alive(pid),
+                 30, "the daemon's pid file")
         self.pid = self._pid_in_file()
 
     def _pid_in_file(self) -> int | None:
@@ -202,13 +197,13 @@ class DaemonDriver:
             return
         # gone for good, zombie reaped: qsplit-driver -d takes a zombie's pid
         # in the pid file for a running driver
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, f"driver pid {pid} to exit", interval=0.02)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 60, f"driver pid {pid} to exit", interval=0.02)
 
 
 def _hashes_by_queue(dsn: str, queue: str, route: bool) -> dict[str, list[str]]:
     """md5 of every event's fields, in ev_id order, per route (source) or
     for the one queue (target)."""
-    table = event_table(dsn, queue)
+    table = queue_event_table(dsn, queue)
     group = "ev_extra1" if route else "NULL::text"
     out: dict[str, list[str]] = collections.defaultdict(list)
     for key, digest in run_sql(dsn, f"select {group}, md5(row({', '.join(EVENT_FIELDS)})::text) from {table} order by ev_id"):
@@ -251,7 +246,7 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
 
     pgqd = Pgqd(src_dsn, workdir)
     producer = Producer(src_dsn, rng.randrange(10**9))
-    driver = DaemonDriver(ini, workdir / "pid" / f"{CONSUMER}.pid", workdir)
+    driver = DaemonDriver(cluster, ini, workdir / "pid" / f"{CONSUMER}.pid")
     kills = 0
     started = time.monotonic()
     try:
@@ -266,7 +261,7 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
             driver.start()
         produced = producer.stop()
         cluster.tick(QUEUE)  # the last events get their tick now (pgqd would, a little later)
-        wait_until(lambda: _drained(src_dsn), 300, "the driver to drain the source queue", interval=0.5)
+        wait_for(lambda: drained(cluster, CONSUMER, QUEUE), 300, "the driver to drain the source queue", interval=0.5)
         driver.signal(signal.SIGTERM)
     finally:
         producer.stopping.set()
@@ -281,37 +276,6 @@ def run(src_dsn: str, dst_dsn: str, workdir: Path, seconds: float, seed: int,
                       driver_log.count(" applied: {count:"), driver_log.count("skipped, already applied on the target"))
 
 
-def _drained(src_dsn: str) -> bool:
-    rows = run_sql(
-        src_dsn,
-        "select c.current_batch is null and c.last_tick = q.last_tick_id"
-        "  from pgq.get_consumer_info(%s, %s) c, pgq.get_queue_info(%s) q",
-        (QUEUE, CONSUMER, QUEUE),
-    )
-    return bool(rows and rows[0][0])
-
-
-def _fresh_databases(prefix: str) -> tuple[str, str]:
-    host = os.environ.get("PGHOST_TEST", "127.0.0.1")
-    port = os.environ.get("PGPORT", "5432")
-    user = os.environ.get("PGUSER") or getpass.getuser()
-    base = f"host={host} port={port} user={user}"
-    dsns = []
-    for side in ("src", "dst"):
-        name = f"{prefix}_soak_{side}"
-        admin = psycopg2.connect(f"{base} dbname=postgres")
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        admin.close()
-        dsn = f"{base} dbname={name}"
-        run_sql(dsn, "create extension pgq")
-        dsns.append(dsn)
-    install_qsplit(dsns[1])
-    return dsns[0], dsns[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "300")))
@@ -323,10 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-    src, dst = _fresh_databases(args.prefix)
-    log.info("soak: %.0f s, seed %d, read_ahead %d, source %s, target %s", args.seconds, seed, args.read_ahead,
-             src, dst)
-    with tempfile.TemporaryDirectory(prefix="qsplit-soak-") as tmp:
+    with (scratch_db("soak_src", prefix=args.prefix, keep=True) as src,
+          scratch_db("soak_dst", prefix=args.prefix, keep=True) as dst,
+          tempfile.TemporaryDirectory(prefix="qsplit-soak-") as tmp):
+        install_qsplit(dst)
+        log.info("soak: %.0f s, seed %d, read_ahead %d, source %s, target %s", args.seconds, seed, args.read_ahead,
+                 src, dst)
         report = run(src, dst, Path(tmp), args.seconds, seed, read_ahead=bool(args.read_ahead))
     for line in report.lines():
         log.info("%s", line)

@@ -11,14 +11,14 @@ import threading
 import psycopg2
 import pytest
 
-from driverproc import wait_for
+from helpers import wait_for
+
 
 
 def staged_session(cluster, rows):
     """A target connection (not autocommit) with *rows* staged.  A row is
     (ev_id, ev_type, ev_data, ev_extra1); the other columns get fixed values."""
-    conn = psycopg2.connect(cluster.dst_dsn)
-    cluster._conns.append(conn)
+    conn = cluster.dst(autocommit=False)
     with conn.cursor() as cur:
         cur.execute("select qsplit.prepare_staging()")
     conn.commit()
@@ -59,6 +59,7 @@ def queues(cluster):
     return cluster
 
 
+@pytest.mark.every_install_path
 def test_routes_rows_in_ev_id_order_and_moves_position(queues):
     c = queues
     conn = staged_session(c, [(5, "t", "five", "qb"), (1, "t", "one", "qa"), (3, "t", "three", "qa"), (2, "t", "two", "qb")])
@@ -73,6 +74,7 @@ def test_routes_rows_in_ev_id_order_and_moves_position(queues):
         assert cur.fetchone() == (0,)
 
 
+@pytest.mark.every_install_path
 def test_replayed_batch_is_skipped(queues):
     c = queues
     conn = staged_session(c, [(1, "t", "one", "qa")])
@@ -95,6 +97,7 @@ def test_next_batch_on_track_applies(queues):
     assert c.dst_exec("select last_tick_id from qsplit.consumer") == [(5,)]
 
 
+@pytest.mark.every_install_path
 def test_lost_position_raises_qs001(queues):
     c = queues
     c.dst_exec("insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
@@ -104,11 +107,15 @@ def test_lost_position_raises_qs001(queues):
     assert err.value.pgcode == "QS001"
     msg = err.value.diag.message_primary
     assert '"c1"' in msg and "batch 3" in msg and "ticks 1 to 2" in msg and "tick 7" in msg
-    assert "pgq.register_consumer_at" in err.value.diag.message_hint
-    assert "--rewind" in err.value.diag.message_hint and "--reset" in err.value.diag.message_hint
-    assert "qsplit.reset_position('c1')" in err.value.diag.message_hint
+    # the one safe repair (the target has tick 7, past this batch: move the
+    # source consumer forward to it), never a reset that would double
+    hint = err.value.diag.message_hint
+    assert "pgq.register_consumer_at(<queue>, 'c1', 7)" in hint and "--rewind" in hint
+    assert "forward to tick 7" in hint and "--reset would apply them twice" in hint
+    assert "qsplit.reset_position" not in hint
 
 
+@pytest.mark.every_install_path
 @pytest.mark.parametrize(
     "rows, code, words",
     [
@@ -140,8 +147,7 @@ def test_disabled_queue_raises_qs006(queues):
 
 
 def test_staging_missing_raises_qs004(queues):
-    conn = psycopg2.connect(queues.dst_dsn)
-    queues._conns.append(conn)
+    conn = queues.dst(autocommit=False)
     with pytest.raises(psycopg2.Error) as err:
         apply(conn)
     assert err.value.pgcode == "QS004" and "prepare_staging" in err.value.diag.message_hint

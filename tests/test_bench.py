@@ -11,8 +11,7 @@ import sys
 
 import psycopg2
 
-from conftest import PG_HOST, PG_PORT, PG_USER, PREFIX
-from helpers import REPO
+from helpers import PG_HOST, PG_PORT, PG_USER, PREFIX, REPO
 
 
 def test_bench_quick_runs_every_measurement(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, Cluster
+from helpers import REPO, Cluster, run_driver
 
 from qsplit.config import KEYS, ConfigError, load
 
@@ -210,11 +210,7 @@ def test_ini_prints_every_key_and_loads(cluster):
 
 
 def test_help_reads_like_a_man_page():
-    import subprocess
-
-    from helpers import DRIVER
-
-    result = subprocess.run(DRIVER + ["--help"], capture_output=True, text=True, cwd=REPO)
+    result = run_driver("--help")
     assert result.returncode == 0
     text = result.stdout
     for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "CONFIGURATION FILE", "SIGNALS", "EXIT STATUS", "FILES",
@@ -227,7 +223,7 @@ def test_help_reads_like_a_man_page():
         assert f"  {key.name}" in text, key.name
     for sig in ("SIGHUP", "SIGINT", "SIGTERM"):
         assert sig in text
-    version = subprocess.run(DRIVER + ["-V"], capture_output=True, text=True)
+    version = run_driver("-V")
     assert version.returncode == 0 and version.stdout.startswith("qsplit-driver ")
 
 
@@ -246,3 +242,31 @@ def test_set_with_an_alias_overrides_the_key_the_file_uses(tmp_path):
     assert cfg.queue_name == "other" and cfg.consumer_name == "c2"
     path3 = write(tmp_path, "[queue_splitter3]\nsrc_db=dbname=x\ndst_db=dbname=y\nqueue_name=q\n", "three.ini")
     assert load(path3, parse_overrides(["pgq_queue_name=other"])).queue_name == "other"
+
+
+def test_config_keeps_no_second_copy_of_the_defaults(tmp_path):
+    """Every default lives in KEYS: Config's fields have none of their own
+    (two copies drift apart), and load() fills each one from its Key."""
+    import dataclasses
+
+    from qsplit.config import Config, KEYS_BY_NAME
+
+    with_default = [f.name for f in dataclasses.fields(Config)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert with_default == [], f"Config fields with a default of their own: {with_default}"
+    ini = write(tmp_path, "[queue_splitter]\nsrc_db = dbname=a\ndst_db = dbname=b\npgq_queue_name = q\n")
+    cfg = load(ini)
+    for name, key in KEYS_BY_NAME.items():
+        if not key.required and name not in ("job_name", "pgq_consumer_id"):
+            assert getattr(cfg, name) == key.default, name
+
+
+def test_queue_field_names_are_defined_once():
+    """The names queue_field accepts (config) are the ones the source can
+    route by, column for column."""
+    from qsplit.config import KEYS_BY_NAME, QUEUE_FIELDS
+    from qsplit.source import route_column
+
+    assert KEYS_BY_NAME["queue_field"].choices == QUEUE_FIELDS
+    assert {f: route_column(f) for f in QUEUE_FIELDS} == {f: "ev_" + f for f in QUEUE_FIELDS}
+    assert route_column("ev_extra2") == "ev_extra2" and route_column("ev_data") is None

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import re
 
-from driverproc import Driver, driver_backends, open_batches, wait_for, wait_for_lock_wait
-from test_split import assert_split_exact, produce
+from helpers import (Driver, assert_exactly_once, driver_backends, open_batches, produce, setup_source,
+                     terminate_backend, wait_for, wait_for_lock_wait)
 
 QUEUES = ["a", "b", "c"]
 
 
 def _setup(cluster, **keys):
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in QUEUES:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.05", **keys)
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
-    return ini
+    return setup_source(cluster, cluster.write_ini(loop_delay="0.05", **keys), QUEUES)
 
 
 def _terminate(cluster, side: str, pid: int, must: bool = True) -> None:
-    run = cluster.src_exec if side == "src" else cluster.dst_exec
-    done = run("select pg_terminate_backend(%s)", (pid,)) == [(True,)]
+    done = terminate_backend(cluster, pid)
     assert done or not must, f"{side} backend {pid} was not there to terminate"
 
 
@@ -64,12 +58,12 @@ def test_terminated_backends_mid_batch_on_either_side(cluster):
                 _terminate(cluster, side, pid, must=False)  # the other may be closing already
         produce(cluster, QUEUES, per_batch=100, batches=3, start=1500)
         wait_for(lambda: _all_applied(cluster) and open_batches(cluster) == 0, what="the last batches")
-        assert driver.proc.poll() is None, "the driver must not exit on a lost connection"
+        assert driver.alive(), "the driver must not exit on a lost connection"
     finally:
         driver.signal()
         driver.wait(timeout=15)
-        driver.stop()
-    assert_split_exact(cluster, QUEUES)
+        driver.kill()
+    assert_exactly_once(cluster, QUEUES)
     log = cluster.log_text()
     assert "recovered after" in log
     assert "Traceback" not in log
@@ -92,7 +86,7 @@ def test_connection_lifetime_reconnects(cluster):
     finally:
         driver.signal()
         driver.wait(timeout=15)
-    assert_split_exact(cluster, QUEUES)
+    assert_exactly_once(cluster, QUEUES)
 
 
 def test_timeouts_and_keepalives_added_unless_set_and_passwords_hidden(cluster):

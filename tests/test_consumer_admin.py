@@ -5,12 +5,10 @@ pgq_ext.completed_tick position, --status and the qsplit status views."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
-from driverproc import open_batches
-from test_split import assert_split_exact, produce
+from helpers import Driver, assert_exactly_once, open_batches, produce, wait_for
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
@@ -77,7 +75,7 @@ def test_reset_forgets_the_target_position(cluster):
     assert "target position forgotten (was tick 999)" in out
     assert _position(cluster) is None
     _ok(cluster.run_driver("--once", str(ini)))
-    assert_split_exact(cluster, QUEUES)
+    assert_exactly_once(cluster, QUEUES)
 
 
 def test_rewind_moves_the_source_back_to_the_target_tick(cluster):
@@ -101,7 +99,7 @@ def test_rewind_moves_the_source_back_to_the_target_tick(cluster):
     out = _ok(cluster.run_driver("--rewind", str(ini)))
     assert f"repositioned at tick {applied_tick}" in out
     _ok(cluster.run_driver("--once", str(ini)))
-    assert_split_exact(cluster, QUEUES)  # the skipped 7 and the last 5, once each
+    assert_exactly_once(cluster, QUEUES)  # the skipped 7 and the last 5, once each
 
 
 def test_rewind_without_target_position_and_while_running(cluster):
@@ -112,17 +110,16 @@ def test_rewind_without_target_position_and_while_running(cluster):
     assert result.returncode == 0 and "WARNING" in result.stderr and "has no position on the target" in result.stderr
     assert "Traceback" not in result.stderr
 
-    live = subprocess.Popen(["sleep", "60"])
+    # a running driver (it holds its pid file's lock): each switch refuses
+    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
+    live = Driver(cluster, str(ini))
     try:
-        pidfile = cluster.workdir / "pid" / "test_splitter.pid"
-        pidfile.parent.mkdir(exist_ok=True)
-        pidfile.write_text(f"{live.pid}\n")
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(live.pid), what="the pidfile")
         for switch in ("--rewind", "--reset", "--unregister", "--register"):
             refused = cluster.run_driver(switch, str(ini))
             assert refused.returncode == 3 and "stop it first" in refused.stderr, switch
     finally:
         live.kill()
-        live.wait()
 
 
 def _create_pgq_ext(cluster, layout: str) -> None:
@@ -181,11 +178,14 @@ def test_take_over_from_queue_splitter(cluster, layout, died_before_finish):
     by_queue = {q: [ev[2] for ev in cluster.target_events(q)] for q in QUEUES}  # ev_data
     expected = {q: [f"n={i}" for i in range(28) if QUEUES[i % 2] == q] for q in QUEUES}
     assert by_queue == expected  # nothing lost, nothing doubled
-    # only once: a reset position is not taken over again
+    # qsplit kept queue_splitter's position in step with its own
+    assert cluster.dst_exec("select last_tick_id from pgq_ext.completed_tick") == [(_position(cluster),)]
+    # only once: --reset forgets both positions, as the original's --reset
+    # deletes its pgq_ext row, so nothing is taken over again
     _ok(cluster.run_driver("--reset", str(ini)))
+    assert cluster.dst_exec("select count(*) from pgq_ext.completed_tick") == [(0,)]
     _ok(cluster.run_driver("--once", str(ini)))
     assert cluster.log_text().count("took over position") == 1
-    assert cluster.dst_exec("select count(*) from pgq_ext.completed_tick") == [(1,)]  # left as it was
 
 
 def test_status_output_and_views(cluster):

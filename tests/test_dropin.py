@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from driverproc import Driver, kill_quietly, process_alive, wait_for
-from helpers import Cluster
+from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for
 
 from qsplit.config import ConfigError, load, parse_overrides
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg2
 
-from qsplit.splitter import _describe_error
+from qsplit.splitter import describe_error
 from qsplit.stream import StreamError
 from qsplit.config import load
 
@@ -24,9 +24,9 @@ def test_lost_connection_in_every_shape(tmp_path):
     closed = psycopg2.InterfaceError("connection already closed")
     wrapped = StreamError("reading the batch from the source failed: x")
     wrapped.__cause__ = psycopg2.OperationalError("terminating connection due to administrator command")
-    assert _describe_error(direct, cfg) == "database connection failed: server closed the connection unexpectedly"
-    assert _describe_error(closed, cfg) == "database connection failed: connection already closed"
-    assert _describe_error(wrapped, cfg) == (
+    assert describe_error(direct, cfg) == "database connection failed: server closed the connection unexpectedly"
+    assert describe_error(closed, cfg) == "database connection failed: connection already closed"
+    assert describe_error(wrapped, cfg) == (
         "database connection failed (while streaming the batch): terminating connection due to administrator command"
     )
 
@@ -35,4 +35,4 @@ def test_other_errors_name_queue_and_consumer(tmp_path):
     cfg = config(tmp_path)
     wrapped = StreamError("reading the batch from the source failed: disk full")
     wrapped.__cause__ = OSError("disk full")
-    assert _describe_error(wrapped, cfg) == "queue 'q', consumer 'j': reading the batch from the source failed: disk full"
+    assert describe_error(wrapped, cfg) == "queue 'q', consumer 'j': reading the batch from the source failed: disk full"

@@ -12,24 +12,25 @@ import time
 
 import pytest
 
-from faults import (
+from helpers import (
     SOURCE_QUEUE,
-    DriverProcess,
+    TWO_SERVERS,
+    Driver,
+    drivers_running,
     Ledger,
     assert_exactly_once,
     create_queues,
     drained,
     driver_backends,
-    expected_by_queue,
     open_batches,
-    produce_batch,
+    produce,
     produce_bulk,
     queue_digests,
-    terminate_backends,
-    wait_until,
+    restart_server,
+    source_by_route,
+    terminate_backend,
+    wait_for,
 )
-from conftest import TWO_SERVERS
-from helpers import restart_server
 from qsplit.failpoints import POINTS
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
@@ -64,7 +65,7 @@ TARGET_HAS_IT = {"after_target_commit", "after_finish_batch"}
 def test_crash_at_failpoint_then_restart_moves_exactly_once(cluster, point):
     ini = _start(cluster)
     for b in range(BATCHES):
-        produce_batch(cluster, TARGETS, PER_BATCH, start=b * PER_BATCH, pad=300)
+        produce(cluster, TARGETS, PER_BATCH, start=b * PER_BATCH, pad=300)
 
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": f"{point}@{CRASH_AT}"})
     assert crashed.returncode == -9, crashed.stderr + cluster.log_text()  # SIGKILL, like a power cut
@@ -72,7 +73,7 @@ def test_crash_at_failpoint_then_restart_moves_exactly_once(cluster, point):
     # what the crash kept: whole batches on the target, the crashed one open on the source
     kept = CRASH_AT if point in TARGET_HAS_IT else CRASH_AT - 1
     assert sum(cluster.target_queue_counts().values()) == kept * PER_BATCH
-    first_batches = {q: evs[: kept * PER_BATCH // len(TARGETS)] for q, evs in expected_by_queue(cluster).items()}
+    first_batches = {q: evs[: kept * PER_BATCH // len(TARGETS)] for q, evs in source_by_route(cluster).items()}
     assert_exactly_once(cluster, TARGETS, first_batches)
     assert open_batches(cluster) == 1
     assert cluster.log_text().count(" applied: {count: 1000,") == CRASH_AT - 1
@@ -97,7 +98,7 @@ def test_crash_at_every_point_in_turn_then_drain(cluster):
     assert set(PIPELINE_ORDER) == POINTS
     ini = _start(cluster)
     for b in range(14):
-        produce_batch(cluster, TARGETS, 400, start=b * 400, pad=700)
+        produce(cluster, TARGETS, 400, start=b * 400, pad=700)
     for point in PIPELINE_ORDER + PIPELINE_ORDER[::-1]:
         crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": f"{point}@2"})
         assert crashed.returncode == -9, (point, crashed.stderr + cluster.log_text())
@@ -110,7 +111,7 @@ def test_crash_at_every_point_in_turn_then_drain(cluster):
 
 def test_failpoints_unset_do_nothing_and_bad_names_are_refused(cluster):
     ini = _start(cluster)
-    produce_batch(cluster, TARGETS, 10, start=0)
+    produce(cluster, TARGETS, 10, start=0)
     bad = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_kopy"})
     assert bad.returncode == 2 and "unknown failpoint" in bad.stderr and "after_copy" in bad.stderr
     for value in ("after_copy@x", "after_copy@0"):
@@ -127,33 +128,33 @@ def test_terminated_connections_at_random_moments_complete_exactly_once(cluster)
     seed = _seed()
     rng = random.Random(seed)
     ini = _start(cluster)
-    driver = DriverProcess(ini, cluster.workdir)
+    driver = Driver(cluster, str(ini))
     kills = {"src": 0, "dst": 0}
     produced = 0
 
     def backends() -> set[tuple[str, int]]:
         # (side, pid): source and target may be two servers with clashing pids
-        return {(side, pid) for side in ("src", "dst") for pid in driver_backends(cluster, side)}
+        return {(side, b.pid) for side in ("src", "dst") for b in driver_backends(cluster, side)}
 
     def connected_anew(before: set[tuple[str, int]]) -> bool:
         now = backends()
         return {side for side, _ in now} == {"src", "dst"} and not now & before
 
     try:
-        wait_until(lambda: connected_anew(set()), 30, "the driver to connect")
+        wait_for(lambda: connected_anew(set()), 30, "the driver to connect")
         for round_ in range(12):
             n = rng.randint(2000, 30000)
-            produce_batch(cluster, TARGETS, n, start=produced, pad=rng.choice([0, 200]))
+            produce(cluster, TARGETS, n, start=produced, pad=rng.choice([0, 200]))
             produced += n
             side = ("src", "dst")[round_ % 2]
             time.sleep(rng.uniform(0, 0.4))  # a random moment: idle, reading, applying, committing
             before = backends()
-            kills[side] += terminate_backends(cluster, driver_backends(cluster, side), side)
+            kills[side] += sum(terminate_backend(cluster, b.pid, side) for b in driver_backends(cluster, side))
             # a small batch makes an idle driver use both connections; then it
             # must have reconnected (both sides anew) and moved everything
-            produce_batch(cluster, TARGETS, 10, start=produced)
+            produce(cluster, TARGETS, 10, start=produced)
             produced += 10
-            wait_until(lambda: drained(cluster) and connected_anew(before), 60,
+            wait_for(lambda: drained(cluster) and connected_anew(before), 60,
                        f"the driver to reconnect and drain (seed {seed})")
         assert driver.alive(), driver.stderr()
     finally:
@@ -179,18 +180,18 @@ def test_target_server_restart_during_a_run(cluster, server, read_ahead):
     _start(cluster)  # registers the consumer
     ini = cluster.write_ini(loop_delay="0.05", read_ahead=read_ahead)
     side = "dst" if server == "target" else "src"
-    driver = DriverProcess(ini, cluster.workdir)
+    driver = Driver(cluster, str(ini))
     produced = 0
     try:
         for b in range(6):
-            produce_batch(cluster, TARGETS, 3000, start=produced)
+            produce(cluster, TARGETS, 3000, start=produced)
             produced += 3000
             if b == 2:
-                wait_until(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
+                wait_for(lambda: driver_backends(cluster, "dst"), 30, "the driver's target connection")
                 restart_server(cluster.src_dsn if side == "src" else cluster.dst_dsn)
                 restarted = cluster.src_exec if side == "src" else cluster.dst_exec
-                wait_until(lambda: restarted("select 1"), 60, "the server to accept connections")
-        wait_until(lambda: drained(cluster), 90, "the driver to drain the queue")
+                wait_for(lambda: restarted("select 1"), 60, "the server to accept connections")
+        wait_for(lambda: drained(cluster), 90, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()
     finally:
         driver.stop()
@@ -205,7 +206,7 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
     ini = _start(cluster, loop_delay="0.02")
     produced = 0
     for _ in range(8):  # a backlog they all reach for at once
-        produce_batch(cluster, TARGETS, 4000, start=produced)
+        produce(cluster, TARGETS, 4000, start=produced)
         produced += 4000
     # hold the consumer's position row, so every driver takes the first batch
     # and waits for it in apply_batch
@@ -217,20 +218,16 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
         cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
     # no pid file: it would stop a second driver on this host, and the case
     # is drivers on several hosts (or ini files) sharing one consumer name
-    drivers = [DriverProcess(ini, cluster.workdir, args=("--set", "pidfile=")) for _ in range(n_drivers)]
-    try:
-        wait_until(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
+    with drivers_running(cluster, n_drivers, "--set", "pidfile=", str(ini)) as drivers:
+        wait_for(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
         holder.commit()
         for _ in range(6):  # and more while they run, each once they have moved on
             applied = _target_position(cluster)
-            produce_batch(cluster, TARGETS, 2000, start=produced)
+            produce(cluster, TARGETS, 2000, start=produced)
             produced += 2000
-            wait_until(lambda: _target_position(cluster) != applied, 60, "the drivers to apply another batch")
-        wait_until(lambda: drained(cluster), 90, "the drivers to drain the queue")
+            wait_for(lambda: _target_position(cluster) != applied, 60, "the drivers to apply another batch")
+        wait_for(lambda: drained(cluster), 90, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
-    finally:
-        for d in drivers:
-            d.stop()
     log = cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == produced
     # every batch was applied once; the drivers that also had it say they skipped it
@@ -315,25 +312,25 @@ def test_event_table_rotation_on_both_sides_during_a_run(cluster):
     cluster.src_exec("select pgq.set_queue_config(%s, 'rotation_period', '0')", (SOURCE_QUEUE,))
     ledger = Ledger()
     got: dict[str, list[tuple]] = {q: [] for q in TARGETS}
-    driver = DriverProcess(ini, cluster.workdir)
+    driver = Driver(cluster, str(ini))
 
     def source_catch_up() -> None:
         cluster.tick()
-        wait_until(lambda: drained(cluster), 30, "the driver to drain the queue")
+        wait_for(lambda: drained(cluster), 30, "the driver to drain the queue")
 
     produced = 0
     try:
         for _ in range(ROTATIONS):
             # half a batch, rotate the source under it, the other half, one tick
-            produce_batch(cluster, TARGETS, 700, start=produced, tick=False)
+            produce(cluster, TARGETS, 700, start=produced, tick=False)
             ledger.record(cluster)
             _rotate(cluster.src_exec, [SOURCE_QUEUE], source_catch_up)
-            produce_batch(cluster, TARGETS, 700, start=produced + 700)
+            produce(cluster, TARGETS, 700, start=produced + 700)
             produced += 1400
             ledger.record(cluster)
             _read_target(cluster, TARGETS, got)
             _rotate(cluster.dst_exec, TARGETS, lambda: _read_target(cluster, TARGETS, got))
-        wait_until(lambda: drained(cluster), 60, "the driver to drain the queue")
+        wait_for(lambda: drained(cluster), 60, "the driver to drain the queue")
         assert driver.alive(), driver.stderr()
     finally:
         driver.stop()
@@ -357,7 +354,7 @@ def test_a_million_events_in_one_batch_in_flat_memory(cluster):
     ini = _start(cluster)
     produce_bulk(cluster, TARGETS, MILLION)  # the ticker stopped: a backlog ...
     cluster.tick()                           # ... then one tick, one batch
-    driver = DriverProcess(ini, cluster.workdir, args=("--once",))
+    driver = Driver(cluster, "--once", str(ini))
     returncode, peak_rss_kib = driver.wait_watching_rss(timeout=600)
     assert returncode == 0, driver.stderr() + cluster.log_text()
 

@@ -6,12 +6,10 @@ nothing lost, every table intact."""
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 
-from conftest import PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRIVER_ROLE
-from helpers import EVENT_FIELDS, Cluster
-from routing_helpers import CONSUMER, OPEN_BATCHES, run_ok, setup_source
+from helpers import (CONSUMER, SRC_DRIVER_ROLE, Cluster, dsn_for, open_batches, run_ok, run_sql, scratch_db,
+                     setup_source, source_by_route)
 
 HOSTILE_NAMES = [
     "it's",
@@ -40,13 +38,6 @@ def catalog_snapshot(dsn_exec) -> list[tuple]:
     )
 
 
-def by_extra1(events) -> dict:
-    out: dict = {}
-    for ev in events:
-        out.setdefault(ev[1 + EVENT_FIELDS.index("ev_extra1")], []).append(ev[1:])
-    return out
-
-
 @pytest.mark.parametrize("how", ["existing", "create"])
 def test_hostile_queue_names_arrive_exact_and_break_nothing(cluster, how):
     c = cluster
@@ -65,7 +56,7 @@ def test_hostile_queue_names_arrive_exact_and_break_nothing(cluster, how):
     c.tick()
     run_ok(c, ini)
 
-    src = by_extra1(c.source_events())
+    src = source_by_route(c)
     assert sorted(r for (r,) in c.dst_exec("select queue_name from pgq.queue")) == sorted(HOSTILE_NAMES)
     for name in HOSTILE_NAMES:
         assert c.target_events(name) == src[name], name
@@ -137,24 +128,14 @@ def test_big_payloads_all_null_and_control_chars_byte_exact(cluster):
 @pytest.fixture
 def ascii_source(cluster):
     """A source database in SQL_ASCII (bytes stored unchecked), with pgq."""
-    name = f"{PREFIX}_ascii_src"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}"')
-        cur.execute(f"create database \"{name}\" encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C' template template0")
-    dsn = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={name}"
-    c = Cluster(src_dsn=dsn, dst_dsn=cluster.dst_dsn, workdir=cluster.workdir,
-                driver_src_dsn=f"host={PG_HOST} port={PG_PORT} user={SRC_DRIVER_ROLE} dbname={name}",
-                driver_dst_dsn=cluster.driver_dst_dsn)
-    c.src_exec("create extension pgq")
-    try:
-        yield c
-    finally:
-        c.close()
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
+    with scratch_db("ascii_src", encoding="SQL_ASCII") as dsn:
+        name = run_sql(dsn, "select current_database()")[0][0]
+        c = Cluster(src_dsn=dsn, dst_dsn=cluster.dst_dsn, workdir=cluster.workdir,
+                    driver_src_dsn=dsn_for(name, SRC_DRIVER_ROLE), driver_dst_dsn=cluster.driver_dst_dsn)
+        try:
+            yield c
+        finally:
+            c.close()
 
 
 def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):
@@ -180,7 +161,7 @@ def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):
     assert "Traceback" not in log + result.stderr
     # nothing applied, nothing lost: the batch waits on the source
     assert c.target_events("a") == []
-    assert c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(1,)]
+    assert open_batches(c) == 1
 
     # the DBA repairs the bytes on the source, the same batch then moves
     c.src_exec(f"update {table} set ev_data = 'AB' where ev_id = %s", (ids[1],))

@@ -9,7 +9,7 @@ import subprocess
 import psycopg2
 import pytest
 
-from helpers import REPO
+from helpers import REPO, make_install_sql, schema_dump
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
@@ -26,20 +26,6 @@ def empty_db(target_pg):
         cur.execute("drop schema qsplit cascade; drop extension pgq cascade")
     conn.close()
     return dsn
-
-
-def make_install_sql(dsn: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-s", "install-sql", f"DSN={dsn}"], cwd=REPO, capture_output=True, text=True)
-
-
-def schema_dump(dsn: str) -> str:
-    out = subprocess.run(
-        ["pg_dump", "--schema-only", "--schema=qsplit", "-d", dsn], capture_output=True, text=True, check=True
-    ).stdout
-    # \restrict / \unrestrict carry a random key per run (pg_dump >= 15.14)
-    return "\n".join(
-        line for line in out.splitlines() if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict"))
-    )
 
 
 def test_install_sql_twice_is_a_no_op(empty_db):

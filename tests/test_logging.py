@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from driverproc import Driver, wait_for
-from test_split import produce
+from helpers import Driver, produce, wait_for
 
 
 def _setup(cluster, **keys):
@@ -83,7 +82,7 @@ def test_outage_is_logged_once_then_retried_with_backoff(cluster):
     driver = Driver(cluster, "-v", str(ini))
     try:
         wait_for(lambda: "still failing (attempt 3)" in cluster.log_text(), timeout=30, what="three attempts")
-        assert driver.proc.poll() is None
+        assert driver.alive()
     finally:
         driver.signal()
         assert driver.wait(timeout=15) == 0

@@ -27,8 +27,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driverproc import Driver, process_alive, wait_for
-from helpers import REPO
+from helpers import REPO, Driver, process_alive, produce, wait_for
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -66,14 +65,6 @@ def events_by_queue(text: str, actions=("inserted", "created")) -> dict[str, flo
         if name == "qsplit_events_total" and lab["action"] in actions:
             out[lab["queue"]] = out.get(lab["queue"], 0) + v
     return out
-
-
-def produce(cluster, routes: dict[str, int]) -> None:
-    """*n* events routed to each queue name, then a tick."""
-    for route, n in routes.items():
-        cluster.src_exec("select pgq.insert_event('singlequeue', 'ev', 'data ' || i, %s, null, null, null)"
-                         " from generate_series(1, %s) i", (route, n))
-    cluster.tick()
 
 
 def register(cluster, ini) -> None:
@@ -175,7 +166,7 @@ def test_metrics_equal_what_the_target_received_and_survive_reloads(queues):
         assert port_is_free(port)
         assert "Traceback" not in c.log_text() + with_driver.stderr()
     finally:
-        with_driver.stop()
+        with_driver.kill()
 
 
 def test_promtool_accepts_the_exposition(queues):

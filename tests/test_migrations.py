@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from deploy import apply_offline_script, exec_sql, offline_script, run_psql_script, scratch_db, upgrade_starts
-from helpers import REPO
+from helpers import (REPO, apply_offline_script, offline_script, run_psql_script, run_sql, schema_dump, scratch_db,
+                     upgrade_starts)
 from qsplit import install
-from test_install import schema_dump
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
@@ -28,7 +27,7 @@ FILE_NAME = re.compile(r"^(?P<rev>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$
 
 def qsplit_objects(dsn: str) -> list[tuple]:
     """Everything in schema qsplit but the alembic version table."""
-    return exec_sql(
+    return run_sql(
         dsn,
         "select 'relation', c.relname from pg_class c where c.relnamespace = 'qsplit'::regnamespace"
         "   and c.relname not like 'alembic_version%'"
@@ -40,7 +39,7 @@ def qsplit_objects(dsn: str) -> list[tuple]:
 
 
 def version(dsn: str) -> list[tuple]:
-    return exec_sql(dsn, "select version_num from qsplit.alembic_version")
+    return run_sql(dsn, "select version_num from qsplit.alembic_version")
 
 
 # -- the revision chain --------------------------------------------------------
@@ -108,7 +107,7 @@ def test_upgrade_head_twice_changes_nothing():
 def test_downgrade_base_then_upgrade_head():
     with scratch_db("mig_base") as dsn:
         install.upgrade(dsn)
-        exec_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
+        run_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
         at_head = schema_dump(dsn)
         install.downgrade(dsn, "base")
         assert qsplit_objects(dsn) == [], "downgrade base leaves no qsplit table, function or type"
@@ -128,9 +127,9 @@ def test_data_survives_upgrade_from_older_revision(start):
     consumer table exists since 0001)."""
     with scratch_db(f"mig_data_{start}") as dsn:
         install.upgrade(dsn, start)
-        exec_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id, last_batch_id) values ('c1', 42, 7)")
+        run_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id, last_batch_id) values ('c1', 42, 7)")
         install.upgrade(dsn)
-        assert exec_sql(dsn, "select consumer_name, last_tick_id, last_batch_id from qsplit.consumer") == [
+        assert run_sql(dsn, "select consumer_name, last_tick_id, last_batch_id from qsplit.consumer") == [
             ("c1", 42, 7)
         ]
 
@@ -154,20 +153,20 @@ def test_sql_script_refuses_a_database_without_pgq():
         result = run_psql_script(dsn, offline_script())
         assert result.returncode != 0
         assert "no pgq extension" in result.stderr and "CREATE EXTENSION pgq" in result.stderr
-        assert exec_sql(dsn, "select to_regnamespace('qsplit')") == [(None,)]
+        assert run_sql(dsn, "select to_regnamespace('qsplit')") == [(None,)]
 
 
 def test_install_script_refuses_an_installed_database_and_changes_nothing():
     with scratch_db("off_twice") as dsn:
         apply_offline_script(dsn)
-        exec_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
+        run_sql(dsn, "insert into qsplit.consumer (consumer_name, last_tick_id) values ('c1', 7)")
         before = schema_dump(dsn)
         result = run_psql_script(dsn, offline_script())
         assert result.returncode != 0
         head = install.head_revision()
         assert f"the database is at {head}" in result.stderr and "FROM=" in result.stderr
         assert schema_dump(dsn) == before
-        assert exec_sql(dsn, "select consumer_name, last_tick_id from qsplit.consumer") == [("c1", 7)]
+        assert run_sql(dsn, "select consumer_name, last_tick_id from qsplit.consumer") == [("c1", 7)]
 
 
 @pytest.mark.parametrize("start", upgrade_starts())
@@ -177,18 +176,18 @@ def test_upgrade_script_refuses_a_database_at_another_revision(start):
         result = run_psql_script(dsn, offline_script(start))
         assert result.returncode != 0
         assert f"starts at schema revision {start}, but the database is at none" in result.stderr
-        assert exec_sql(dsn, "select to_regclass('qsplit.consumer')") == [(None,)]
+        assert run_sql(dsn, "select to_regclass('qsplit.consumer')") == [(None,)]
 
 
 def test_failing_script_leaves_nothing_behind():
     """One transaction: a statement that fails half way (here the consumer
     table already exists, made by hand) rolls back everything before it."""
     with scratch_db("off_fail") as dsn:
-        exec_sql(dsn, "create schema qsplit; create table qsplit.consumer (x int)")
+        run_sql(dsn, "create schema qsplit; create table qsplit.consumer (x int)")
         result = run_psql_script(dsn, offline_script())
         assert result.returncode != 0 and 'relation "consumer" already exists' in result.stderr
-        assert exec_sql(dsn, "select to_regclass('qsplit.alembic_version')") == [(None,)]
-        assert exec_sql(dsn, "select count(*) from pg_proc where pronamespace = 'qsplit'::regnamespace") == [(0,)]
+        assert run_sql(dsn, "select to_regclass('qsplit.alembic_version')") == [(None,)]
+        assert run_sql(dsn, "select count(*) from pg_proc where pronamespace = 'qsplit'::regnamespace") == [(0,)]
 
 
 def test_make_sql_script_writes_the_scripts(tmp_path):
@@ -217,7 +216,7 @@ def test_one_step_down_leaves_no_apply_batch_calling_dropped_helpers():
         install.upgrade(dsn)
         at_head = schema_dump(dsn)
         install.downgrade(dsn, "0002")
-        left = exec_sql(dsn, "select p.oid::regprocedure::text from pg_proc p"
+        left = run_sql(dsn, "select p.oid::regprocedure::text from pg_proc p"
                              " where p.pronamespace = 'qsplit'::regnamespace and p.proname in"
                              " ('apply_batch', '_route_plan', '_check_policies', '_check_staging',"
                              "  '_claim_position', '_insert_dead_letters')")

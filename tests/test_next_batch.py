@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from driverproc import wait_for
+from helpers import wait_for
 from qsplit.source import NEXT_BATCH_LOCK, Source
 from qsplit.target import Target
 
@@ -27,16 +27,14 @@ def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):
     c.src_exec("select pgq.insert_event('singlequeue', 't', 'd' || i) from generate_series(1, 10) i")
     c.tick()
 
-    first = psycopg2.connect(c.src_dsn)  # a driver in the middle of its next_batch
-    c._conns.append(first)
+    first = c.src(autocommit=False)  # a driver in the middle of its next_batch
     with first.cursor() as cur:
         cur.execute(NEXT_BATCH_LOCK, ("singlequeue", "c"))
         cur.execute("select batch_id from pgq.next_batch_custom('singlequeue', 'c', null, null, null)")
         (first_batch,) = cur.fetchone()
     assert first_batch is not None
 
-    second_conn = psycopg2.connect(c.src_dsn)
-    c._conns.append(second_conn)
+    second_conn = c.src(autocommit=False)
     second = Source(second_conn, "singlequeue", "c")
     got = {}
     thread = threading.Thread(target=lambda: got.setdefault("batch", second.next_batch()))

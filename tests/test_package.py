@@ -20,11 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import exec_sql, run_psql_script, scratch_db
-from helpers import REPO, Cluster
+from helpers import REPO, Cluster, assert_exactly_once, driver_env, produce, run_psql_script, run_sql, schema_dump, scratch_db
 from qsplit import install
-from test_install import schema_dump
-from test_split import assert_split_exact
 
 SCHEMA_PARTS = ("sql", "migrations")
 
@@ -43,9 +40,8 @@ def _clean_checkout(dest: Path) -> None:
 
 def _env() -> dict[str, str]:
     """The environment of a DBA's shell: nothing points at the source tree."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "QSPLIT_FAILPOINT")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return driver_env({"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, base=env)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +131,7 @@ def test_install_sql_from_the_package_brings_target_to_head(venv, tmp_path):
         first = run(venv, "qsplit-driver", "--install-sql", str(ini), cwd=tmp_path)
         assert first.returncode == 0, first.stderr
         assert schema_dump(dsn) == schema_dump(ref)
-        assert exec_sql(dsn, "select version_num from qsplit.alembic_version") == [(install.head_revision(),)]
+        assert run_sql(dsn, "select version_num from qsplit.alembic_version") == [(install.head_revision(),)]
         again = run(venv, "qsplit-driver", "--install-sql", str(ini), cwd=tmp_path)
         assert again.returncode == 0 and "Running upgrade" not in again.stderr
         assert schema_dump(dsn) == schema_dump(ref)
@@ -144,7 +140,7 @@ def test_install_sql_from_the_package_brings_target_to_head(venv, tmp_path):
         bad = run(venv, "qsplit-driver", "--install-sql",
                   str(_ini(tmp_path / "bare.ini", bare, bare)), cwd=tmp_path)
         assert bad.returncode == 1 and "no pgq extension" in bad.stderr and "Traceback" not in bad.stderr
-        assert exec_sql(bare, "select to_regnamespace('qsplit')") == [(None,)]
+        assert run_sql(bare, "select to_regnamespace('qsplit')") == [(None,)]
 
 
 def test_deploy_with_offline_sql_file_and_package_only(venv, source_pg, tmp_path):
@@ -168,12 +164,10 @@ def test_deploy_with_offline_sql_file_and_package_only(venv, source_pg, tmp_path
                 c.dst_exec("select pgq.create_queue(%s)", (q,))
             ini = _ini(tmp_path / "splitter.ini", c.src_dsn, dst)
             assert run(venv, "qsplit-driver", "--once", str(ini), cwd=tmp_path).returncode == 0  # registers
-            c.src_exec("select pgq.insert_event('singlequeue', 't', 'n=' || i, case when i % 3 = 0 then 'qa' else 'qb' end,"
-                       " null, null, null) from generate_series(1, 500) i")
-            c.tick()
+            produce(c, ["qa", "qb", "qb"], 500, start=1)  # i % 3 = 0 to qa, the rest to qb
             result = run(venv, "qsplit-driver", "--once", str(ini), cwd=tmp_path)
             assert result.returncode == 0, result.stderr
             assert c.target_queue_counts() == {"qa": 166, "qb": 334}
-            assert_split_exact(c, ["qa", "qb"])
+            assert_exactly_once(c, ["qa", "qb"])
         finally:
             c.close()

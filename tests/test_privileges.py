@@ -8,34 +8,11 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX, SRC_DRIVER_ROLE
-from helpers import install_qsplit
-from routing_helpers import CONSUMER, run_ok, setup_source, source_by_route
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PREFIX, SRC_DRIVER_ROLE, cluster_role, dsn_as, install_qsplit, produce,
+                     run_ok, setup_source, source_by_route)
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
-
-
-def login_role(name: str, *member_of: str) -> str:
-    """A login role (cluster-wide, made once), member of exactly *member_of*."""
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("select 1 from pg_roles where rolname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'create role "{name}" login nosuperuser')
-        for role in member_of:
-            cur.execute(f'grant {role} to "{name}"')
-    admin.close()
-    return name
-
-
-def as_role(cluster, role: str, side: str = "dst") -> psycopg2.extensions.connection:
-    dsn = (cluster.dst_dsn if side == "dst" else cluster.src_dsn).replace(f"user={PG_USER}", f"user={role}")
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    cluster._conns.append(conn)
-    return conn
 
 
 def refused(conn, sql: str, args=None) -> str:
@@ -62,12 +39,7 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
     for q in queues:
         c.dst_exec("select pgq.create_queue(%s)", (q,))
     setup_source(c, ini)
-    conn = c.src()
-    with conn.cursor() as cur:
-        for b in range(4):
-            cur.execute("select pgq.insert_event('singlequeue', 'ev', 'n=' || i, (array['a','b','c'])[1 + i %% 3],"
-                        " NULL, NULL, NULL) from generate_series(%s, %s) i", (b * 500, b * 500 + 499))
-            c.tick()
+    produce(c, queues, per_batch=500, batches=4)
     run_ok(c, ini)
     by_route = source_by_route(c)
     assert sum(len(v) for v in by_route.values()) == 2000
@@ -75,7 +47,7 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
         assert c.target_events(q) == by_route[q]
 
     # what the driver's target role can NOT do by itself
-    drv = as_role(c, DST_DRIVER_ROLE)
+    drv = c.connect_as(DST_DRIVER_ROLE)
     (table,) = c.dst_exec("select queue_data_pfx from pgq.queue where queue_name = 'a'")[0]
     assert refused(drv, f"insert into {table} (ev_time, ev_data) values (now(), 'x')") == "42501"
     assert refused(drv, "select pgq.create_queue('mine')") == "42501"
@@ -86,9 +58,9 @@ def test_non_superuser_drivers_move_a_full_stream(cluster):
 
 def test_driver_without_the_grant_fails_clearly(cluster):
     c = cluster
-    nobody = login_role(f"{PREFIX}_nobody")
+    nobody = cluster_role(f"{PREFIX}_nobody")
     c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={nobody}"))
+    ini = c.write_ini(dst_db=dsn_as(c.dst_dsn, nobody))
     c.src_exec("select pgq.create_queue('singlequeue')")
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1
@@ -98,7 +70,7 @@ def test_driver_without_the_grant_fails_clearly(cluster):
 
 def test_dba_role_manages_routes_and_dead_letters(cluster):
     c = cluster
-    dba = as_role(c, login_role(f"{PREFIX}_dba", "qsplit_admin"))
+    dba = c.connect_as(cluster_role(f"{PREFIX}_dba", "qsplit_admin"))
     ini = c.write_ini(on_unknown_queue="dead_letter")
     setup_source(c, ini)
     with dba.cursor() as cur:
@@ -124,7 +96,7 @@ def test_staging_tricks_are_refused_inside_security_definer(cluster, trick):
     column type or child tables the caller made."""
     c = cluster
     c.dst_exec("select pgq.create_queue('a')")
-    drv = as_role(c, DST_DRIVER_ROLE)
+    drv = c.connect_as(DST_DRIVER_ROLE)
     cols = ("ev_id bigint, ev_time timestamptz, ev_txid bigint, ev_retry int4, ev_type text, ev_data text,"
             " ev_extra1 text, ev_extra2 text, ev_extra3 text, ev_extra4 text")
     # would run with the definer's rights if it were ever called from there

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from driverproc import (EXAMPLE_JOB, Driver, example_ini, home_env, kill_quietly, open_batches, process_alive,
-                        wait_for, wait_for_lock_wait)
-from test_split import assert_split_exact, produce
+from helpers import (EXAMPLE_JOB, Driver, assert_exactly_once, driver_backends, example_ini, home_env, kill_quietly,
+                     open_batches, process_alive, produce, setup_source, wait_for, wait_for_lock_wait)
 
 
 def routed_event(cluster, x1: str, x2: str) -> None:
@@ -123,11 +122,7 @@ def _locked_batch(cluster, n_events: int = 50):
     Not the consumer's row: the driver takes that one at connect too
     (take_over_position claims the consumer), so it would wait there, before
     it has taken the batch."""
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in ("a", "b"):
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.05")
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(loop_delay="0.05"), ["a", "b"])
     cluster.dst_exec("select qsplit.reset_position('test_splitter')")
     produce(cluster, ["a", "b"], per_batch=n_events, batches=1)
     lock = cluster.dst()
@@ -161,9 +156,9 @@ def test_sigterm_mid_batch_rolls_back_and_removes_pidfile(cluster):
         # the next run applies it, once
         again = cluster.run_driver("--once", str(ini))
         assert again.returncode == 0, again.stderr + cluster.log_text()
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
@@ -174,14 +169,14 @@ def test_sigint_finishes_the_batch_then_exits(cluster):
         wait_for_lock_wait(cluster)
         driver.signal(signal.SIGINT)
         time.sleep(0.5)
-        assert driver.proc.poll() is None  # still finishing its batch
+        assert driver.alive()  # still finishing its batch
         lock.rollback()
         assert driver.wait(timeout=20) == 0
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
         assert open_batches(cluster) == 0
         assert "stop requested (SIGINT)" in cluster.log_text()
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
@@ -200,15 +195,13 @@ def test_second_sigint_stops_at_once(cluster):
         assert cluster.target_queue_counts() == {"a": 0, "b": 0}
         assert open_batches(cluster) == 1
         assert cluster.run_driver("--once", str(ini)).returncode == 0
-        assert_split_exact(cluster, ["a", "b"])
+        assert_exactly_once(cluster, ["a", "b"])
     finally:
-        driver.stop()
+        driver.kill()
         lock.close()
 
 
 def _backends(cluster):
-    from driverproc import driver_backends
-
     return driver_backends(cluster, "src") + driver_backends(cluster, "dst")
 
 

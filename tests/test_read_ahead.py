@@ -13,15 +13,16 @@ import time
 
 import pytest
 
-from faults import (
+from helpers import (
     SOURCE_QUEUE,
-    DriverProcess,
+    Driver,
+    drivers_running,
     assert_exactly_once,
     create_queues,
     driver_backends,
-    produce_batch,
-    terminate_backends,
-    wait_until,
+    produce,
+    terminate_backend,
+    wait_for,
 )
 from qsplit.failpoints import POINTS
 
@@ -67,7 +68,7 @@ def _start(cluster, **keys: str):
 def test_read_ahead_moves_every_batch_once_and_leaves_two_sensible_consumers(cluster):
     ini = _start(cluster)
     for b in range(8):
-        produce_batch(cluster, TARGETS, 500, start=b * 500, pad=200)
+        produce(cluster, TARGETS, 500, start=b * 500, pad=200)
     done = cluster.run_driver("--once", str(ini))
     assert done.returncode == 0, done.stderr + cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == 8 * 500
@@ -82,7 +83,7 @@ def test_read_ahead_moves_every_batch_once_and_leaves_two_sensible_consumers(clu
 
 def test_turning_read_ahead_off_unregisters_the_read_ahead_consumer(cluster):
     ini = _start(cluster)
-    produce_batch(cluster, TARGETS, 100, start=0)
+    produce(cluster, TARGETS, 100, start=0)
     assert AHEAD in _consumers(cluster)
     off = cluster.run_driver("--once", "--set", "read_ahead=0", str(ini))
     assert off.returncode == 0, off.stderr + cluster.log_text()
@@ -98,7 +99,7 @@ def test_turning_read_ahead_off_unregisters_the_read_ahead_consumer(cluster):
 def test_crash_at_failpoint_with_read_ahead_then_restart_moves_exactly_once(cluster, point, hit):
     ini = _start(cluster)
     for b in range(6):
-        produce_batch(cluster, TARGETS, 600, start=b * 600, pad=300)
+        produce(cluster, TARGETS, 600, start=b * 600, pad=300)
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": f"{point}@{hit}"})
     assert crashed.returncode == -9, crashed.stderr + cluster.log_text()  # SIGKILL, like a power cut
     # what the crash kept is whole batches, in order, never more than the
@@ -121,7 +122,7 @@ def test_crash_after_target_commit_with_batch_collect_moves_the_consumer_up(clus
     QS001 case); sync starts from the target's tick instead."""
     ini = _start(cluster, pgq_batch_collect_events="900")
     for b in range(8):
-        produce_batch(cluster, TARGETS, 500, start=b * 500)
+        produce(cluster, TARGETS, 500, start=b * 500)
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_target_commit@1"})
     assert crashed.returncode == -9, crashed.stderr + cluster.log_text()
     assert _consumers(cluster)[CONSUMER][0] < _target_tick(cluster)
@@ -138,25 +139,26 @@ def test_terminated_connections_with_read_ahead_complete_exactly_once(cluster):
     seed = random.SystemRandom().randrange(10**6)
     rng = random.Random(seed)
     ini = _start(cluster)
-    driver = DriverProcess(ini, cluster.workdir)
+    driver = Driver(cluster, str(ini))
     produced = 0
     try:
-        wait_until(lambda: driver_backends(cluster, "src") and len(driver_backends(cluster, "dst")) == 2, 30,
-                   "the driver to connect (one source, two target sessions)")
+        wait_for(lambda: driver_backends(cluster, "src") and len(driver_backends(cluster, "dst")) == 2, 30,
+                 "the driver to connect (one source, two target sessions)")
         for round_ in range(8):
             n = rng.randint(2000, 20000)
             for _ in range(3):
-                produce_batch(cluster, TARGETS, n // 3, start=produced, pad=rng.choice([0, 200]))
+                produce(cluster, TARGETS, n // 3, start=produced, pad=rng.choice([0, 200]))
                 produced += n // 3
             time.sleep(rng.uniform(0, 0.3))  # idle, reading ahead, applying, committing
             side = ("src", "dst")[round_ % 2]
-            pids = driver_backends(cluster, side)
+            pids = [b.pid for b in driver_backends(cluster, side)]
             # one target session or the source: the other session's batch
             # must not go through alone
-            terminate_backends(cluster, pids[:1] if side == "dst" else pids, side)
-            produce_batch(cluster, TARGETS, 10, start=produced)
+            for pid in pids[:1] if side == "dst" else pids:
+                terminate_backend(cluster, pid, side)
+            produce(cluster, TARGETS, 10, start=produced)
             produced += 10
-            wait_until(lambda: drained(cluster), 60, f"the driver to reconnect and drain (seed {seed})")
+            wait_for(lambda: drained(cluster), 60, f"the driver to reconnect and drain (seed {seed})")
         assert driver.alive(), driver.stderr()
     finally:
         driver.stop()
@@ -171,19 +173,15 @@ def test_several_read_ahead_drivers_on_one_consumer(cluster, n_drivers):
     ini = _start(cluster, loop_delay="0.02")
     produced = 0
     for _ in range(6):
-        produce_batch(cluster, TARGETS, 3000, start=produced)
+        produce(cluster, TARGETS, 3000, start=produced)
         produced += 3000
-    drivers = [DriverProcess(ini, cluster.workdir, args=("--set", "pidfile=")) for _ in range(n_drivers)]
-    try:
+    with drivers_running(cluster, n_drivers, "--set", "pidfile=", str(ini)) as drivers:
         for _ in range(8):
-            produce_batch(cluster, TARGETS, 1500, start=produced)
+            produce(cluster, TARGETS, 1500, start=produced)
             produced += 1500
             time.sleep(0.05)
-        wait_until(lambda: drained(cluster), 120, "the drivers to drain the queue")
+        wait_for(lambda: drained(cluster), 120, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
-    finally:
-        for d in drivers:
-            d.stop()
     log = cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == produced
     # every batch applied once, whichever driver did it

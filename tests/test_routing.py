@@ -3,14 +3,13 @@ real qsplit-driver and its ini: no poison batch, nothing lost."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import psycopg2
 import pytest
 
-from helpers import DRIVER, EVENT_FIELDS
-from routing_helpers import CONSUMER, OPEN_BATCHES, produce, run_ok, setup_source, source_by_route, wait_for
+from helpers import (CONSUMER, EVENT_FIELDS, Driver, open_batches, produce, run_ok, setup_source, source_by_route,
+                     wait_for)
 
 def test_error_policy_waits_then_recovers_without_restart(cluster):
     c = cluster
@@ -19,7 +18,7 @@ def test_error_policy_waits_then_recovers_without_restart(cluster):
     setup_source(c, ini)
     produce(c, ["present", "missing", "present", "missing", "missing"])
 
-    proc = subprocess.Popen(DRIVER + [str(ini)], cwd=c.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver = Driver(c, str(ini))
     try:
         # two retries, backing off: one line each, naming the queue and how
         # many events want it
@@ -30,17 +29,16 @@ def test_error_policy_waits_then_recovers_without_restart(cluster):
         assert [line.rsplit("retrying in ", 1)[1] for line in errors[:2]] == ["1 s", "2 s"]
         # nothing of the batch applied, the batch still open on the source
         assert c.target_events("present") == []
-        assert c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(1,)]
+        assert open_batches(c) == 1
 
         c.dst_exec("select pgq.create_queue('missing')")
-        wait_for(lambda: c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)], what="the batch to be applied")
+        wait_for(lambda: open_batches(c) == 0, what="the batch to be applied")
         by_route = source_by_route(c)
         assert c.target_events("present") == by_route["present"]
         assert c.target_events("missing") == by_route["missing"]
-        assert proc.poll() is None  # the same process, never restarted
+        assert driver.alive()  # the same process, never restarted
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        driver.stop()
 
 
 def test_skip_policy_counts_per_queue(cluster):
@@ -101,7 +99,7 @@ def test_default_policy_keeps_source_order(cluster):
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1
     assert "[QS008]" in c.log_text() and "default queue 'catchall' does not exist" in c.log_text()
-    assert c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(1,)]
+    assert open_batches(c) == 1
     # default needs default_queue: refused when the ini is read
     bad = c.write_ini(name="bad.ini", on_unknown_queue="default")
     result = c.run_driver("--once", str(bad))
@@ -256,18 +254,17 @@ def test_policy_changed_with_reload_unblocks_the_batch(cluster):
     ini = c.write_ini(loop_delay="0.1")
     setup_source(c, ini)
     produce(c, ["present", "missing", "present", "missing"])
-    proc = subprocess.Popen(DRIVER + [str(ini)], cwd=c.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver = Driver(c, str(ini))
     try:
         wait_for(lambda: "QS002" in c.log_text(), what="the error policy to refuse the batch")
-        assert c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(1,)]
+        assert open_batches(c) == 1
         ini.write_text(ini.read_text() + "on_unknown_queue = dead_letter\n")
-        reload = subprocess.run(DRIVER + ["-r", str(ini)], cwd=c.workdir, capture_output=True, text=True, timeout=30)
+        reload = c.run_driver("-r", str(ini), timeout=30)
         assert reload.returncode == 0, reload.stderr
-        wait_for(lambda: c.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)], timeout=60, what="the batch to be applied")
+        wait_for(lambda: open_batches(c) == 0, timeout=60, what="the batch to be applied")
         assert c.target_events("present") == source_by_route(c)["present"]
         dead = c.dst_exec("select queue_name, ev_data from qsplit.dead_letter order by ev_id")
         assert dead == [("missing", row[EVENT_FIELDS.index("ev_data")]) for row in source_by_route(c)["missing"]]
-        assert proc.poll() is None  # the same process, never restarted
+        assert driver.alive()  # the same process, never restarted
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        driver.stop()

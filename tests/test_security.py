@@ -11,53 +11,19 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
-from conftest import DST_DRIVER_ROLE, PG_HOST, PG_PORT, PG_USER, PREFIX
-from helpers import DRIVER, EVENT_FIELDS, Cluster, install_qsplit, run_sql
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_PORT_DST, PREFIX, Cluster, Driver, cluster_role,
+                     dsn_as, dsn_for, install_qsplit, offline_script, process_alive, produce, run_driver, run_ok,
+                     run_psql_script, run_sql, scratch_db, setup_source, wait_for)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
 # routing values, queue creation caps, regex bombs, durable commits
 # ======================================================================
-
-CONSUMER = "test_splitter"
-OPEN_BATCHES = (
-    "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
-    " where co.co_name = %s and s.sub_batch is not null"
-)
-
-
-def sql_role(name: str, *member_of: str, login: bool = True) -> str:
-    """A role of the cluster (made once, roles are cluster-wide), never a
-    superuser, member of exactly *member_of* besides what it had."""
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("select format('create role %%I %%s', %s::text, %s::text)"
-                    " where not exists (select 1 from pg_roles where rolname = %s)",
-                    (name, "login" if login else "nologin", name))
-        for (stmt,) in cur.fetchall():
-            cur.execute(stmt)
-        cur.execute("select format('alter role %%I nosuperuser', %s::text)", (name,))
-        cur.execute(cur.fetchone()[0])
-        for role in member_of:
-            cur.execute("select format('grant %%I to %%I', %s::text, %s::text)", (role, name))
-            cur.execute(cur.fetchone()[0])
-    conn.close()
-    return name
-
-
-def connect_as(cluster, role: str, autocommit: bool = True) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(cluster.dst_dsn.replace(f"user={PG_USER}", f"user={role}"))
-    conn.autocommit = autocommit
-    cluster._conns.append(conn)
-    return conn
-
 
 def sqlstate_of(conn, sql: str, args=None) -> str | None:
     """Run *sql*; the SQLSTATE it failed with, None when it did not fail."""
@@ -73,36 +39,6 @@ def sqlstate_of(conn, sql: str, args=None) -> str | None:
 
 def is_superuser(cluster, role: str) -> bool:
     return cluster.dst_exec("select rolsuper from pg_roles where rolname = %s", (role,))[0][0]
-
-
-def register(cluster, ini) -> None:
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    first = cluster.run_driver("--once", str(ini))  # registers the consumer
-    assert first.returncode == 0, first.stderr + cluster.log_text()
-
-
-def produce(cluster, routes, tick: bool = True) -> None:
-    conn = cluster.src()
-    with conn.cursor() as cur:
-        for i, route in enumerate(routes):
-            cur.execute("select pgq.insert_event('singlequeue', %s, %s, %s, NULL, NULL, NULL)",
-                        (f"t{i}", f"data {i}", route))
-    if tick:
-        cluster.tick()
-
-
-def run_ok(cluster, ini):
-    result = cluster.run_driver("--once", str(ini))
-    assert result.returncode == 0, result.stderr + cluster.log_text()
-    assert cluster.src_exec(OPEN_BATCHES, (CONSUMER,)) == [(0,)]
-    return result
-
-
-def source_by_route(cluster) -> dict:
-    out: dict = {}
-    for ev in cluster.source_events():
-        out.setdefault(ev[1 + EVENT_FIELDS.index("ev_extra1")], []).append(ev[1:])
-    return out
 
 
 def stage(conn, rows) -> None:
@@ -143,7 +79,7 @@ def _plant_pgq_ext(cluster, attacker: str, how: str) -> None:
                        "create table pgq_ext.completed_tick (consumer_id text, last_tick_id pgq_ext.tick)",
                        "insert into pgq_ext.completed_tick values ('victim', row(7))"],
     }[how]
-    conn = connect_as(cluster, attacker)
+    conn = cluster.connect_as(attacker)
     with conn.cursor() as cur:
         for stmt in setup:
             cur.execute(stmt)
@@ -155,11 +91,11 @@ def test_pgq_ext_of_another_role_is_never_read_as_definer(cluster, how):
     driver's first connection (take_over_position) must not run its code
     with the functions' owner's rights: refused with QS012, no escalation."""
     c = cluster
-    attacker = sql_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
+    attacker = cluster_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
     _plant_pgq_ext(c, attacker, how)
     assert not is_superuser(c, attacker)
     for role in (attacker, DST_DRIVER_ROLE):
-        conn = connect_as(c, role)
+        conn = c.connect_as(role)
         state = sqlstate_of(conn, "select qsplit.take_over_position('victim')")
         assert not is_superuser(c, attacker), f"{attacker} became a superuser through {role}"
         assert state == "QS012"
@@ -173,7 +109,7 @@ def test_pgq_ext_of_trusted_owner_is_still_taken_over(cluster):
     c.dst_exec("create schema pgq_ext; create table pgq_ext.completed_tick"
                " (consumer_id text, subconsumer_id text default '', last_tick_id bigint not null);"
                " insert into pgq_ext.completed_tick (consumer_id, last_tick_id) values ('victim', 42)")
-    conn = connect_as(c, DST_DRIVER_ROLE)
+    conn = c.connect_as(DST_DRIVER_ROLE)
     with conn.cursor() as cur:
         cur.execute("select qsplit.take_over_position('victim')")
         assert cur.fetchone() == (42,)
@@ -203,15 +139,13 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     (which moved its position past a real batch: 3 events lost) and resets
     it: both refused with QS011; every event arrives."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a", "a"])
     run_ok(c, ini)  # the consumer is now the driver role's
     produce(c, ["a", "a", "a"])
     last, _ = _position(c)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    forger = connect_as(c, other, autocommit=False)
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    forger = c.connect_as(other, autocommit=False)
     stage(forger, [])
     forged = sqlstate_of(forger, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, _newest_tick(c)))
     forger.commit()
@@ -219,22 +153,20 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     assert len(c.target_events("a")) == 5, "events lost to a forged batch"
     assert forged == "QS011"
     # a reset by another role would make the driver apply whatever comes next
-    assert sqlstate_of(connect_as(c, other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.reset_position(%s)", (CONSUMER,)) == "QS011"
     assert _position(c)[0] == _newest_tick(c)
     # the owner itself may reset its consumer
-    assert sqlstate_of(connect_as(c, DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
+    assert sqlstate_of(c.connect_as(DST_DRIVER_ROLE), "select qsplit.reset_position(%s)", (CONSUMER,)) is None
 
 
 def test_stored_tick_time_is_never_replaced_by_null(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     last, last_time = _position(c)
     assert last_time is not None
-    conn = connect_as(c, DST_DRIVER_ROLE, autocommit=False)
+    conn = c.connect_as(DST_DRIVER_ROLE, autocommit=False)
     stage(conn, [])
     state = sqlstate_of(conn, "select * from qsplit.apply_batch(%s, 0, %s, %s)", (CONSUMER, last, last + 1))
     conn.commit()
@@ -244,15 +176,13 @@ def test_stored_tick_time_is_never_replaced_by_null(cluster):
 
 def test_status_views_show_writers_only_their_own_consumers(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     c.dst_exec("select qsplit.reset_position('nobodys')")  # an admin's reset binds nothing
-    other = connect_as(c, sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
-    mine = connect_as(c, DST_DRIVER_ROLE)
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = c.connect_as(cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer"))
+    mine = c.connect_as(DST_DRIVER_ROLE)
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     seen = {}
     for name, conn in (("other", other), ("mine", mine), ("admin", admin)):
         with conn.cursor() as cur:
@@ -276,25 +206,23 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     """Moving a consumer to another driver role is an admin's act: the old
     role is refused from then on, with a hint that says what to run."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
-    other = sql_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
-    admin = connect_as(c, sql_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
+    other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
+    admin = c.connect_as(cluster_role(f"{PREFIX}_sec_admin", "qsplit_admin"))
     with admin.cursor() as cur:
         cur.execute("select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other))
         assert cur.fetchone() == (DST_DRIVER_ROLE,)
     # a writer cannot do it for itself
-    assert sqlstate_of(connect_as(c, other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
+    assert sqlstate_of(c.connect_as(other), "select qsplit.set_consumer_owner(%s, %s)", (CONSUMER, other)) == "42501"
     produce(c, ["a"])
     result = c.run_driver("--once", str(ini))
     assert result.returncode == 1
     log = c.log_text()
     assert "QS011" in log and f"select qsplit.set_consumer_owner('{CONSUMER}', '{DST_DRIVER_ROLE}')" in log
     assert len(c.target_events("a")) == 1
-    new_ini = c.write_ini(name="other.ini", dst_db=c.dst_dsn.replace(f"user={PG_USER}", f"user={other}"))
+    new_ini = c.write_ini(name="other.ini", dst_db=dsn_as(c.dst_dsn, other))
     run_ok(c, new_ini)
     assert len(c.target_events("a")) == 2
 
@@ -317,9 +245,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     now the valid events of the batch arrive and the long one gets the
     policy, with its own reason."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
     poison = _long_value()
     produce(c, ["a", poison, "a", poison, "a"])
     run_ok(c, ini)
@@ -332,7 +258,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     else:  # dead_letter, and create's fallback (dead_letter by default)
         assert stats == [("dead_letter", 2, True)]
         assert c.dst_exec("select reason, route_value = %s, ev_data from qsplit.dead_letter order by ev_id",
-                          (poison,)) == [("invalid_queue_name", True, "data 1"), ("invalid_queue_name", True, "data 3")]
+                          (poison,)) == [("invalid_queue_name", True, "n=1"), ("invalid_queue_name", True, "n=3")]
     # and the consumer goes on
     produce(c, ["a"])
     run_ok(c, ini)
@@ -365,7 +291,7 @@ def test_create_policy_is_capped_per_batch(cluster, limit):
     64 x max_connections 100)."""
     c = cluster
     ini = c.write_ini(on_unknown_queue="create", create_limit=limit)
-    register(c, ini)
+    setup_source(c, ini)
     ((lock_table,),) = c.dst_exec(
         "select current_setting('max_locks_per_transaction')::int"
         " * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)")
@@ -387,7 +313,7 @@ def test_create_policy_allow_list(cluster):
     rule names; the others get create_fallback (here: skip)."""
     c = cluster
     ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip")
-    register(c, ini)
+    setup_source(c, ini)
     c.dst_exec(r"select qsplit.add_route(%s, 'ruled\.(.*)', 'Ruled-\1')", (CONSUMER,))
     produce(c, ["ok_one", "not ok", "ruled.x", "OK_two"])
     run_ok(c, ini)
@@ -416,9 +342,7 @@ def test_apply_batch_is_bounded_by_apply_timeout(cluster):
     apply_timeout cancels the batch, nothing is applied, and the consumer
     runs again once the rule is gone."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(apply_timeout="1")
-    register(c, ini)
+    ini = setup_source(c, c.write_ini(apply_timeout="1"), ["a"])
     c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
                (CONSUMER, BOMB))
     produce(c, ["a" * 41, "b"])
@@ -446,14 +370,14 @@ def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
     c.dst_exec(f'alter role "{DST_DRIVER_ROLE}" in database "{dbname}" set synchronous_commit = off')
     try:
         ini = c.write_ini()
-        register(c, ini)
+        setup_source(c, ini)
         _commit_probe(c)
         for _ in range(2):
             produce(c, ["a", "a"])
             run_ok(c, ini)
         assert len(c.target_events("a")) == 4
         # the driver's sessions do run with synchronous_commit off ...
-        drv = connect_as(c, DST_DRIVER_ROLE)
+        drv = c.connect_as(DST_DRIVER_ROLE)
         with drv.cursor() as cur:
             cur.execute("show synchronous_commit")
             assert cur.fetchone() == ("off",)
@@ -468,58 +392,6 @@ def test_batch_commit_is_synchronous_whatever_the_database_sets(cluster):
 # Driver, installer and local files (sec11drv): items 2, 4 (how errors are
 # logged), 7, 8, 9
 # ===========================================================================
-
-def _dsn(dbname: str, user: str = PG_USER) -> str:
-    return f"host={PG_HOST} port={PG_PORT} user={user} dbname={dbname}"
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
-    """Poll *predicate* until it returns something true (the driver runs in
-    another process: a file or a backend is all there is to watch)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-
-
-@contextmanager
-def _scratch_db(tag: str):
-    """A fresh database with pgq (no qsplit), dropped afterwards."""
-    name = f"{PREFIX}_{tag}"[:63]
-    admin = _dsn("postgres")
-    run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-    run_sql(admin, sql.SQL("create database {} template template0").format(sql.Identifier(name)))
-    try:
-        run_sql(_dsn(name), "create extension pgq")
-        yield _dsn(name)
-    finally:
-        run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def _produce(cluster: Cluster, routes: list[str], tick: bool = True) -> None:
-    for i, route in enumerate(routes):
-        cluster.src_exec("select pgq.insert_event('singlequeue', 'ev', %s, %s, null, null, null)", (f"d{i}", route))
-    if tick:
-        cluster.tick()
-
-
-def _first_run(cluster: Cluster, ini: Path) -> None:
-    """Create the source queue and register the consumer (a first --once)."""
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    done = cluster.run_driver("--once", str(ini))
-    assert done.returncode == 0, done.stderr + cluster.log_text()
-
 
 # --- item 2: look-alikes planted in public (CVE-2018-1058) -----------------
 
@@ -566,21 +438,17 @@ _LOOKALIKE_OPERATORS = [
 ]
 
 
-def _planter_role() -> str:
-    admin = _dsn("postgres")
-    if not run_sql(admin, "select 1 from pg_roles where rolname = %s", (PLANTER,)):
-        run_sql(admin, sql.SQL("create role {} login nosuperuser").format(sql.Identifier(PLANTER)))
-    # a previous run of today's code may have made it one
-    run_sql(admin, sql.SQL("alter role {} nosuperuser").format(sql.Identifier(PLANTER)))
-    return PLANTER
+def _port(dsn: str) -> int:
+    return int(re.search(r"\bport=(\d+)", dsn).group(1))
 
 
 def plant_lookalikes(dsn: str) -> None:
     """As a role that is no superuser and only has CREATE on public (PG15
     grants that to nobody by default: the DBA did), plant the look-alikes."""
-    role = _planter_role()
+    # made nosuperuser again: today's code, run once, made it one
+    role = cluster_role(PLANTER, port=_port(dsn))
     run_sql(dsn, sql.SQL("grant create, usage on schema public to {}").format(sql.Identifier(role)))
-    planter = psycopg2.connect(dsn.replace(f"user={PG_USER}", f"user={role}"))
+    planter = psycopg2.connect(dsn_as(dsn, role))
     planter.autocommit = True
     q = sql.Literal(role)
     with planter.cursor() as cur:
@@ -627,24 +495,19 @@ def assert_nothing_hijacked(*dsns: str) -> None:
         if rows:
             ran[dsn.rsplit("dbname=", 1)[1].split()[0]] = rows
     assert ran == {}, f"look-alikes planted in public ran: {ran}"
-    assert run_sql(_dsn("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
-
-
-def _offline_script() -> str:
-    from qsplit import install
-
-    return install.sql_script()
+    for port in {_port(dsn) for dsn in dsns}:
+        assert run_sql(dsn_for("postgres", port=port), "select rolsuper from pg_roles where rolname = %s",
+                       (PLANTER,)) == [(False,)]
 
 
 @pytest.mark.parametrize("how", ["alembic", "sql_script"])
 def test_install_ignores_lookalikes_planted_in_public(how):
-    with _scratch_db(f"sec_install_{how}") as dsn:
+    with scratch_db(f"sec_install_{how}", port=PG_PORT_DST) as dsn:
         plant_lookalikes(dsn)
         if how == "alembic":
             install_qsplit(dsn)
         else:
-            applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
-                                     input=_offline_script(), capture_output=True, text=True, timeout=120)
+            applied = run_psql_script(dsn, offline_script())
             assert applied.returncode == 0, applied.stderr
         assert_nothing_hijacked(dsn)
         # what the views and functions were bound to at install: nothing in
@@ -676,19 +539,17 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
     src_role, dst_role = driver_roles
     s = source_pg.info
     src_dsn = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}"
-    with _scratch_db("sec_driver_dst") as dst_dsn:
+    with scratch_db("sec_driver_dst", port=PG_PORT_DST) as dst_dsn:
         plant_lookalikes(dst_dsn)
         install_qsplit(dst_dsn)
         plant_lookalikes(src_dsn)
-        dbname = dst_dsn.rsplit("dbname=", 1)[1]
         c = Cluster(src_dsn=src_dsn + PINNED, dst_dsn=dst_dsn + PINNED, workdir=tmp_path,
-                    driver_src_dsn=src_dsn.replace(f"user={s.user}", f"user={src_role}"),
-                    driver_dst_dsn=_dsn(dbname, dst_role))
+                    driver_src_dsn=dsn_as(src_dsn, src_role), driver_dst_dsn=dsn_as(dst_dsn, dst_role))
         try:
             c.dst_exec("select pgq.create_queue('a'); select pgq.create_queue('b')")
             ini = c.write_ini(on_unknown_queue="dead_letter")
-            _first_run(c, ini)
-            _produce(c, ["a", "b", "a", "nowhere"])
+            setup_source(c, ini)
+            produce(c, ["a", "b", "a", "nowhere"])
             done = c.run_driver("--once", str(ini))
             assert done.returncode == 0, done.stderr + c.log_text()
             assert len(c.target_events("a")) == 2 and len(c.target_events("b")) == 1
@@ -709,16 +570,45 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
             c.close()
 
 
+# SQL keywords that look like calls: not functions a look-alike could shadow
+_NOT_CALLS = {"coalesce", "nullif", "greatest", "least", "exists", "in", "any", "all", "some", "values", "row",
+              "array", "cast", "operator", "filter", "over", "select", "case", "when", "then", "else", "and",
+              "or", "not", "on", "from", "where", "limit", "as", "is", "returns", "table", "using", "by"}
+
+
+def test_every_qsplit_function_resolves_no_name_through_the_callers_search_path(cluster):
+    """A function without a pinned search_path resolves names through its
+    caller's: a DBA at psql, public on the path, would run a look-alike
+    with the DBA's rights.  PL/pgSQL functions pin it; SQL functions (kept
+    inlinable) call only schema-qualified functions."""
+    rows = cluster.dst_exec(
+        "select p.oid::regprocedure::text, l.lanname, p.proconfig, p.prosrc"
+        "  from pg_proc p join pg_language l on l.oid = p.prolang"
+        " where p.pronamespace = 'qsplit'::regnamespace order by 1")
+    assert rows
+    unpinned = []
+    for name, language, config, source in rows:
+        if config and "search_path=pg_catalog, pg_temp" in config:
+            continue
+        if language == "sql":
+            body = re.sub(r"--[^\n]*|'(?:[^']|'')*'", "", source)
+            bare = sorted({m for m in re.findall(r"(?<![.\w])([a-z_][a-z0-9_]*)\s*\(", body, re.IGNORECASE)
+                           if m.lower() not in _NOT_CALLS})
+            if not bare:
+                continue
+            name += f" calls {', '.join(bare)} unqualified"
+        unpinned.append(name)
+    assert unpinned == []
+
+
 # --- item 4 (driver side): only a lost connection is logged as one ----------
 
 def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(cluster):
     """A lock timeout on the target is an OperationalError to psycopg2, as a
     lost connection is: the log line must say what it is (its SQLSTATE)."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    _first_run(c, ini)
-    _produce(c, ["a", "a"])
+    ini = setup_source(c, c.write_ini(), ["a"])
+    produce(c, ["a", "a"])
     dbname = c.dst_dsn.rsplit("dbname=", 1)[1]
     c.dst_exec(sql.SQL("alter database {} set lock_timeout = '300ms'").format(sql.Identifier(dbname)))
     holder = psycopg2.connect(c.dst_dsn)
@@ -745,7 +635,7 @@ def test_error_kinds_from_a_real_server(cluster):
     57P01-57P03, or a closed connection) and which are logged with their
     SQLSTATE."""
     from qsplit.config import load
-    from qsplit.splitter import _describe_error
+    from qsplit.splitter import describe_error
 
     cfg = load(cluster.write_ini())
 
@@ -763,17 +653,17 @@ def test_error_kinds_from_a_real_server(cluster):
 
     timeout = error_of("set statement_timeout = '10ms'", "select pg_sleep(1)")
     assert timeout.pgcode == "57014" and isinstance(timeout, psycopg2.OperationalError)
-    assert "[57014]" in _describe_error(timeout, cfg) and "connection failed" not in _describe_error(timeout, cfg)
+    assert "[57014]" in describe_error(timeout, cfg) and "connection failed" not in describe_error(timeout, cfg)
 
     terminated = error_of("select pg_terminate_backend(pg_backend_pid())")
-    assert _describe_error(terminated, cfg).startswith("database connection failed: ")
+    assert describe_error(terminated, cfg).startswith("database connection failed: ")
 
     conn = psycopg2.connect(cluster.dst_dsn)
     conn.close()
     try:
         conn.cursor().execute("select 1")
     except psycopg2.Error as exc:
-        assert _describe_error(exc, cfg).startswith("database connection failed: ")
+        assert describe_error(exc, cfg).startswith("database connection failed: ")
     else:
         raise AssertionError("a closed connection ran a statement")
 
@@ -791,10 +681,8 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ (DEBUG|INFO|WAR
 @pytest.mark.parametrize("policy", ["error", "skip", "create"])
 def test_routing_value_cannot_forge_log_lines(cluster, policy):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    _first_run(c, ini)
-    _produce(c, ["a", FORGED])
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
+    produce(c, ["a", FORGED])
     run = c.run_driver("--once", str(ini))
     assert run.returncode == (1 if policy == "error" else 0), run.stderr + c.log_text()
     text = c.log_text()
@@ -805,6 +693,32 @@ def test_routing_value_cannot_forge_log_lines(cluster, policy):
     for line in text.splitlines():  # splits on \n, \r, \x85, \u2028, ...
         assert LOG_LINE.match(line), f"a line the driver did not write: {line!r}"
     assert not any(ch in text for ch in "\r\x85\u2028\x1b\u202e")
+
+
+def test_sql_errors_escape_the_routing_values_they_quote(cluster):
+    """The server's own log and any client see apply_batch's message: the
+    routing value it quotes must hold no raw control character (quoted as
+    an E'' literal, still valid SQL for the hint's command)."""
+    c = cluster
+    conn = c.dst(autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("select qsplit.prepare_staging()")
+        conn.commit()
+        row = ["1", "2026-01-02 03:04:05+00", "1000", "\\N", "t", "d",
+               FORGED.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r"), "\\N", "\\N", "\\N"]
+        cur.copy_expert("copy pg_temp.qsplit_staging (ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
+                        " ev_extra1, ev_extra2, ev_extra3, ev_extra4) from stdin", io.StringIO("\t".join(row) + "\n"))
+        with pytest.raises(psycopg2.Error) as failed:
+            cur.execute("select * from qsplit.apply_batch(i_consumer => 'c1', i_batch_id => 1, i_prev_tick_id => 1,"
+                        " i_cur_tick_id => 2, i_queue_field => 'extra1', i_prev_tick_time => now(),"
+                        " i_cur_tick_time => now(), i_on_unknown => 'error')")
+    conn.rollback()
+    diag = failed.value.diag
+    assert failed.value.pgcode == "QS002", diag.message_primary
+    for text in (diag.message_primary, diag.message_detail, diag.message_hint):
+        assert text is not None and "forged" in (text + (diag.message_detail or ""))
+        assert all(ch.isprintable() for ch in text), text
+    assert "E'x\\n2026-01-01" in diag.message_primary + diag.message_detail
 
 
 def test_control_characters_in_messages_are_escaped():
@@ -875,7 +789,7 @@ def test_control_switches_never_signal_a_process_that_is_not_the_driver(cluster,
         finally:
             if held is not None:
                 held.close()
-        assert bystander.poll() is None and _alive(bystander.pid), "the bystander was signalled"
+        assert bystander.poll() is None and process_alive(bystander.pid), "the bystander was signalled"
         assert sent.returncode != 0 or "not running" in sent.stderr, sent.stderr
         assert "Traceback" not in sent.stderr
         if how == "symlink":
@@ -891,24 +805,24 @@ def test_daemon_starts_when_the_recorded_pid_is_another_process(usecase):
         pidfile.write_text(f"{bystander.pid}\n")
         started = c.run_driver("-d", str(ini))
         assert started.returncode == 0, started.stderr
-        pid = int(_wait(lambda: (pidfile.read_text().strip() if pidfile.exists() else "") not in ("", str(bystander.pid))
+        pid = int(wait_for(lambda: (pidfile.read_text().strip() if pidfile.exists() else "") not in ("", str(bystander.pid))
                         and pidfile.read_text().strip(), what="the daemon's pid in the pidfile"))
         try:
-            _wait(lambda: "registered consumer" in c.log_text(), what="the daemon to register its consumer")
+            wait_for(lambda: "registered consumer" in c.log_text(), what="the daemon to register its consumer")
             c.src_exec("select pgq.insert_event('singlequeue', 'ev', 'd', 'queue.event1', null, null, null)")
             c.tick()
-            _wait(lambda: len(c.target_events("queue.event1")) == 1, what="the event")
+            wait_for(lambda: len(c.target_events("queue.event1")) == 1, what="the event")
             # a second driver is refused while the first holds the pidfile
             again = c.run_driver("--once", str(ini))
             assert again.returncode == 1 and f"names running process {pid}: already running" in again.stderr, \
                 again.stderr
             stopped = c.run_driver("-k", str(ini))
             assert stopped.returncode == 0, stopped.stderr
-            _wait(lambda: not _alive(pid), what="the daemon to stop")
+            wait_for(lambda: not process_alive(pid), what="the daemon to stop")
         finally:
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        assert _alive(bystander.pid)
+        assert process_alive(bystander.pid)
         assert not pidfile.exists()
 
 
@@ -974,7 +888,7 @@ def test_percent_in_connection_string_is_literal_and_never_echoed(cluster):
     c.src_exec("select pgq.create_queue('singlequeue')")
     first = c.run_driver("--once", "-v", str(ini))
     assert first.returncode == 0, first.stderr + c.log_text()
-    _produce(c, ["a"])
+    produce(c, ["a"])
     second = c.run_driver("--once", "-vv", str(ini))
     assert second.returncode == 0, second.stderr + c.log_text()
     assert len(c.target_events("a")) == 1
@@ -997,28 +911,24 @@ def test_connection_string_never_echoed_on_bad_config(tmp_path):
         ini = tmp_path / f"{name}.ini"
         ini.write_text(text)
         for args in (["--once"], ["--ini"], ["-s"], ["--status"]):
-            out = subprocess.run(DRIVER + args + [str(ini)], capture_output=True, text=True, timeout=60,
-                                 cwd=tmp_path)
+            out = run_driver(*args, str(ini), cwd=tmp_path, timeout=60)
             assert "et-tail" not in out.stdout + out.stderr, (name, args, out.stdout + out.stderr)
 
 
 def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(loop_delay="0.05")
-    _first_run(c, ini)
-    proc = subprocess.Popen(DRIVER + [str(ini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=c.workdir)
+    ini = setup_source(c, c.write_ini(loop_delay="0.05"), ["a"])
+    driver = Driver(c, str(ini))
     try:
-        _wait(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        wait_for(lambda: f" {driver.pid} INFO starting:" in c.log_text(), what="the driver to start")
         ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
-        proc.send_signal(signal.SIGHUP)
-        _wait(lambda: "reload" in c.log_text(), what="the reload")
-        _produce(c, ["a"])
-        _wait(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
+        driver.signal(signal.SIGHUP)
+        wait_for(lambda: "reload" in c.log_text(), what="the reload")
+        produce(c, ["a"])
+        wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        driver.stop(signal.SIGTERM, timeout=30)
+    out, err = driver.stdout(), driver.stderr()
     assert "et-tail" not in c.log_text() + out + err
     assert "Traceback" not in err, err
     assert "reload failed" not in c.log_text()

@@ -14,13 +14,10 @@ import re
 import shutil
 import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-from helpers import DRIVER, REPO
-from test_split import assert_split_exact, produce
+from helpers import DRIVER, REPO, Driver, assert_exactly_once, produce, setup_source, wait_for
 
 UNIT = REPO / "contrib" / "systemd" / "qsplit@.service"
 LOGROTATE = REPO / "contrib" / "logrotate" / "qsplit"
@@ -74,31 +71,14 @@ def test_systemd_unit_runs_in_foreground_and_stops_with_sigint():
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
 
 
-def start_daemon(cluster, ini: Path) -> subprocess.Popen:
-    """The driver as the unit runs it: foreground, looping, the ini as its
-    only argument."""
-    env = {k: v for k, v in os.environ.items() if k != "QSPLIT_FAILPOINT"}
-    return subprocess.Popen(DRIVER + [str(ini)], cwd=cluster.workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen, sig: signal.Signals, cluster) -> tuple[int, str]:
-    proc.send_signal(sig)
+def stop(driver: Driver, sig: signal.Signals, cluster) -> tuple[int, str]:
+    """What the unit's stop does: *sig*, then the exit status and output."""
     try:
-        out, _ = proc.communicate(timeout=60)
+        code = driver.stop(sig, timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(f"the driver did not exit within 60 s of {sig.name}: {out}\n{cluster.log_text()}")
-    return proc.returncode, out
+        raise AssertionError(f"the driver did not exit within 60 s of {sig.name}: {driver.stdout()}{driver.stderr()}\n"
+                             f"{cluster.log_text()}") from None
+    return code, driver.stdout() + driver.stderr()
 
 
 def test_unit_stop_signal_exits_cleanly_and_keeps_every_event(cluster):
@@ -106,28 +86,23 @@ def test_unit_stop_signal_exits_cleanly_and_keeps_every_event(cluster):
     status is one the unit counts as success (no restart, no failed state),
     and after a restart every event is on the target exactly once."""
     queues = ["a", "b"]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.1")
-    assert cluster.run_driver("--once", str(ini)).returncode == 0  # registers the consumer
+    ini = setup_source(cluster, cluster.write_ini(loop_delay="0.1"), queues)  # registers the consumer
 
-    proc = start_daemon(cluster, ini)
+    # the driver as the unit runs it: foreground, looping, the ini its only argument
+    driver = Driver(cluster, str(ini))
     try:
         produce(cluster, queues, per_batch=500, batches=4)
-        wait_for(lambda: cluster.log_text().count(" applied: ") >= 1, "a first batch")
-        code, out = stop(proc, unit_stop_signal(), cluster)
+        wait_for(lambda: cluster.log_text().count(" applied: ") >= 1, 60, "a first batch")
+        code, out = stop(driver, unit_stop_signal(), cluster)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        driver.kill()
     assert code in unit_success_codes(), f"exit status {code} after {unit_stop_signal().name}: {out}{cluster.log_text()}"
     assert "Traceback" not in out + cluster.log_text()
 
     rest = cluster.run_driver("--once", str(ini))  # the next start
     assert rest.returncode == 0, rest.stderr + cluster.log_text()
     assert sum(cluster.target_queue_counts().values()) == 2000
-    assert_split_exact(cluster, queues)
+    assert_exactly_once(cluster, queues)
 
 
 # -- logrotate -----------------------------------------------------------------
@@ -159,10 +134,11 @@ def test_copytruncate_rotation_under_a_running_driver(cluster, tmp_path):
     conf.write_text(snippet.replace("/var/log/qsplit/*.log {", f"{log_dir}/*.log {{"))
     os.chmod(log_dir, 0o755)  # logrotate refuses group/world-writable log directories
 
-    proc = start_daemon(cluster, ini)
+    # the driver as the unit runs it: foreground, looping, the ini its only argument
+    driver = Driver(cluster, str(ini))
     try:
         produce(cluster, queues, per_batch=10, batches=1)
-        wait_for(lambda: log.exists() and " applied: {count: 10," in log.read_text(), "the first batch's log line")
+        wait_for(lambda: log.exists() and " applied: {count: 10," in log.read_text(), 60, "the first batch's log line")
         before = log.read_text()
 
         rotated = subprocess.run([tool("logrotate"), "-f", "-s", str(tmp_path / "state"), str(conf)],
@@ -172,15 +148,14 @@ def test_copytruncate_rotation_under_a_running_driver(cluster, tmp_path):
         assert log.stat().st_size < len(before)
 
         produce(cluster, queues, per_batch=20, batches=1, start=10)
-        wait_for(lambda: " applied: {count: 20," in log.read_text(), "the second batch's log line after rotation")
+        wait_for(lambda: " applied: {count: 20," in log.read_text(), 60,
+                 "the second batch's log line after rotation")
         after = log.read_bytes()
         assert b"\0" not in after, "the driver kept writing at its old offset (not append mode)"
         assert re.match(rb"\d{4}-\d\d-\d\d ", after), after[:80]
         assert b"count: 10," not in after
-        code, out = stop(proc, unit_stop_signal(), cluster)
+        code, out = stop(driver, unit_stop_signal(), cluster)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        driver.kill()
     assert code in unit_success_codes(), out
-    assert_split_exact(cluster, queues)
+    assert_exactly_once(cluster, queues)

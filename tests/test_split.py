@@ -3,10 +3,9 @@ batches over several queues, the crash window, position checks, odd data."""
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 
-from helpers import EVENT_FIELDS, REPO as REPO_ROOT
+from helpers import REPO as REPO_ROOT, assert_exactly_once, produce, setup_source
 
 # also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
 pytestmark = pytest.mark.matrix
@@ -36,6 +35,7 @@ def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list
             events.extend(got)
 
 
+@pytest.mark.every_install_path
 def test_usecase_end_to_end(usecase):
     c = usecase
     # consumers on the target register before the split, like a batch server's
@@ -72,53 +72,23 @@ def test_usecase_end_to_end(usecase):
     assert '"queue.event1": 2' in log and '"queue.event2": 1' in log
 
 
-def produce(cluster, queues, per_batch: int, batches: int, start: int = 0) -> None:
-    """batches x per_batch events spread over *queues*, one tick per batch."""
-    conn = cluster.src()
-    with conn.cursor() as cur:
-        for b in range(batches):
-            cur.execute(
-                "select pgq.insert_event('singlequeue', 'ev', 'n=' || i, (%s::text[])[1 + i %% %s], 'x2', NULL, 'x4')"
-                "  from generate_series(%s, %s) i",
-                (list(queues), len(queues), start + b * per_batch, start + (b + 1) * per_batch - 1),
-            )
-            cluster.tick()
-
-
-def assert_split_exact(cluster, queues) -> None:
-    """Every target queue holds exactly its source events, in source order."""
-    by_queue: dict[str, list[tuple]] = {q: [] for q in queues}
-    for ev in cluster.source_events():
-        by_queue[ev[EVENT_FIELDS.index("ev_extra1") + 1]].append(ev[1:])
-    for q in queues:
-        assert cluster.target_events(q) == by_queue[q], q
-
-
 def test_many_batches_several_queues(cluster):
     queues = [f"q{i}" for i in range(5)]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini()
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(), queues)  # registers the consumer
     produce(cluster, queues, per_batch=997, batches=6)
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
     assert sum(cluster.target_queue_counts().values()) == 6 * 997
-    assert_split_exact(cluster, queues)
+    assert_exactly_once(cluster, queues)
     assert cluster.log_text().count(" applied: {count: 997,") == 6
     # nothing is left to do, and a second run moves nothing twice
     assert cluster.run_driver("--once", str(ini)).returncode == 0
-    assert_split_exact(cluster, queues)
+    assert_exactly_once(cluster, queues)
 
 
 def test_crash_after_target_commit_replays_and_skips(cluster):
     queues = ["a", "b"]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini()
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(), queues)  # registers the consumer
     produce(cluster, queues, per_batch=100, batches=1)
 
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_target_commit"})
@@ -136,7 +106,7 @@ def test_crash_after_target_commit_replays_and_skips(cluster):
     again = cluster.run_driver("--once", str(ini))
     assert again.returncode == 0, again.stderr + cluster.log_text()
     assert "skipped, already applied on the target" in cluster.log_text()
-    assert_split_exact(cluster, queues)  # no duplicates
+    assert_exactly_once(cluster, queues)  # no duplicates
     assert cluster.src_exec(
         "select count(*) from pgq.subscription s join pgq.consumer co on co.co_id = s.sub_consumer"
         " where co.co_name = 'test_splitter' and s.sub_batch is not null"
@@ -184,7 +154,7 @@ def test_odd_data_arrives_byte_exact(cluster):
     cluster.tick()
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
-    assert_split_exact(cluster, ["odd", "tab\tqueue"])
+    assert_exactly_once(cluster, ["odd", "tab\tqueue"])
     got = cluster.target_events("odd")
     assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
 
@@ -207,7 +177,7 @@ def test_seed_example_ini_with_dsns_adjusted(usecase, tmp_path):
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "log" / "queue_spliter_sourcedb_sourceq_targetdb.log").read_text()
     assert '{"queue.event1": 300, "queue.event2": 200}' in log
-    assert_split_exact(c, ["queue.event1", "queue.event2"])
+    assert_exactly_once(c, ["queue.event1", "queue.event2"])
     # a second run finds nothing new and doubles nothing
     assert c.run_driver("--once", str(ini), env=env).returncode == 0
     assert c.target_queue_counts() == {"queue.event1": 300, "queue.event2": 200}

@@ -7,43 +7,12 @@ from __future__ import annotations
 
 import json
 
-import psycopg2
-from psycopg2 import sql
-
-from conftest import PG_HOST, PG_PORT, PG_USER, PREFIX
-from helpers import run_sql
-
-
-def login_role(name: str, member_of: str) -> str:
-    """A non-superuser login role of the cluster, member of *member_of*
-    (roles are cluster-wide: made only when missing)."""
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("select 1 from pg_roles where rolname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("create role {} login nosuperuser").format(sql.Identifier(name)))
-            cur.execute(sql.SQL("grant {} to {}").format(sql.Identifier(member_of), sql.Identifier(name)))
-    finally:
-        conn.close()
-    return name
-
-
-def as_role(dsn: str, role: str) -> str:
-    return dsn.replace(f"user={PG_USER}", f"user={role}")
+from helpers import PREFIX, cluster_role, dsn_as, produce, run_sql
 
 
 def ok(result):
     assert result.returncode == 0, result.stdout + result.stderr
     return result
-
-
-def produce(cluster, routes: dict[str, int]) -> None:
-    for route, n in routes.items():
-        cluster.src_exec("select pgq.insert_event('singlequeue', 'ev', 'd ' || i, %s, null, null, null)"
-                         " from generate_series(1, %s) i", (route, n))
-    cluster.tick()
 
 
 def test_status_shows_every_consumer_of_the_target(cluster):
@@ -53,8 +22,8 @@ def test_status_shows_every_consumer_of_the_target(cluster):
     # two consumers of the same driver role; a third of another writer role
     ini_a = c.write_ini("a.ini", job_name="split_a")
     ini_b = c.write_ini("b.ini", job_name="split_b", on_unknown_queue="dead_letter")
-    other_writer = login_role(f"{PREFIX}_status_writer2", "qsplit_writer")
-    ini_c = c.write_ini("c.ini", job_name="split_c", dst_db=as_role(c.dst_dsn, other_writer))
+    other_writer = cluster_role(f"{PREFIX}_status_writer2", "qsplit_writer")
+    ini_c = c.write_ini("c.ini", job_name="split_c", dst_db=dsn_as(c.dst_dsn, other_writer))
     for ini in (ini_a, ini_b, ini_c):
         ok(c.run_driver("--register", str(ini)))
     produce(c, {"q.a": 5, "q.b": 2, "nowhere": 3})
@@ -86,8 +55,8 @@ def test_status_shows_every_consumer_of_the_target(cluster):
         assert any(line.split()[:4] == [name, queue, action, n] for line in per_queue.splitlines()), (name, queue)
 
     # an admin sees every consumer; --json for scripts
-    admin = login_role(f"{PREFIX}_status_admin", "qsplit_admin")
-    ini_admin = c.write_ini("admin.ini", job_name="split_a", src_db=c.src_dsn, dst_db=as_role(c.dst_dsn, admin))
+    admin = cluster_role(f"{PREFIX}_status_admin", "qsplit_admin")
+    ini_admin = c.write_ini("admin.ini", job_name="split_a", src_db=c.src_dsn, dst_db=dsn_as(c.dst_dsn, admin))
     doc = json.loads(ok(c.run_driver("--status", "--json", str(ini_admin))).stdout)
     assert doc["healthy"] is True and doc["consumer_name"] == "split_a" and doc["source"]["registered"] is True
     assert doc["source"]["pending_events"] is not None and doc["source"]["lag_seconds"] >= 0

@@ -15,8 +15,7 @@ from typing import Iterator
 import psycopg2.extensions
 from psycopg2 import sql
 
-from driverproc import wait_for
-from helpers import install_qsplit, run_sql
+from helpers import install_qsplit, run_sql, scratch_db, wait_for
 
 QUEUE = "a"
 NOT_LATIN1 = "\u4e2d"  # a CJK character: valid UTF8, no LATIN1 form
@@ -26,21 +25,12 @@ NOT_LATIN1 = "\u4e2d"  # a CJK character: valid UTF8, no LATIN1 form
 def latin1_target(cluster) -> Iterator[str]:
     """A LATIN1 target database next to the cluster's target, qsplit installed,
     function calls counted; its superuser dsn.  Dropped afterwards."""
-    name = f"{run_sql(cluster.dst_dsn, 'select current_database()')[0][0]}_latin1"[:63]
-    admin = psycopg2.extensions.make_dsn(cluster.dst_dsn, dbname="postgres")
-    drop = sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-    run_sql(admin, drop)
-    run_sql(admin, sql.SQL("create database {} template template0 encoding 'LATIN1' lc_collate 'C' lc_ctype 'C'")
-            .format(sql.Identifier(name)))
-    try:
-        dsn = psycopg2.extensions.make_dsn(cluster.dst_dsn, dbname=name)
-        run_sql(dsn, "create extension pgq")
+    with scratch_db("latin1_dst", encoding="LATIN1") as dsn:
         install_qsplit(dsn)
-        run_sql(dsn, sql.SQL("alter database {} set track_functions = 'pl'").format(sql.Identifier(name)))
+        run_sql(dsn, sql.SQL("alter database {} set track_functions = 'pl'")
+                .format(sql.Identifier(run_sql(dsn, "select current_database()")[0][0])))
         run_sql(dsn, "select pgq.create_queue(%s)", (QUEUE,))
         yield dsn
-    finally:
-        run_sql(admin, drop)
 
 
 def apply_batch_calls(dsn: str) -> int:

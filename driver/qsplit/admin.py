@@ -72,9 +72,13 @@ def reset(cfg: Config) -> str:
 
 
 def rewind(cfg: Config) -> str:
+    """Move the source consumer to the last tick the target applied: the
+    later of qsplit's position and queue_splitter's pgq_ext row
+    (qsplit.rewind_tick), so a switch from the original is not undone."""
     with _connection(cfg, cfg.dst_db) as dst:
-        tick = _one(dst, "select c.last_tick_id from qsplit.consumer_status c where c.consumer_name = %s",
-                    (cfg.consumer_name,))
+        with dst.cursor() as cur:
+            cur.execute("select r.tick, r.taken_from from qsplit.rewind_tick(%s) r", (cfg.consumer_name,))
+            tick, taken_from = cur.fetchone()
     if tick is None:
         raise NothingToDo(
             f"consumer {cfg.consumer_name!r} has no position on the target, so there is nothing to rewind to "
@@ -89,8 +93,10 @@ def rewind(cfg: Config) -> str:
                 f"cannot move consumer {cfg.consumer_name!r} on source queue {cfg.queue_name!r} "
                 f"to tick {tick}: {text}"
             ) from None
+    where = ("queue_splitter's pgq_ext.completed_tick, ahead of qsplit's position" if taken_from == "pgq_ext"
+             else "qsplit's position")
     return (f"consumer {cfg.consumer_name!r} on source queue {cfg.queue_name!r} repositioned at tick {tick}, "
-            "the target's last applied tick")
+            f"the target's last applied tick ({where})")
 
 
 OPERATIONS: dict[str, Callable[[Config], str]] = {

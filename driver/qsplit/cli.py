@@ -10,7 +10,7 @@ import psycopg2
 
 from . import __version__, admin, logsetup, pidfile, status
 from .config import ConfigError, Config, key_summary, load, parse_overrides, sample_ini
-from .signals import Control, Terminate
+from .signals import DOUBLE_SIGINT_WINDOW, Control, Terminate
 from .failpoints import Failpoints
 from .splitter import Splitter
 
@@ -68,7 +68,7 @@ SIGNALS
              (loop_delay, queue_field, log file and level, connection
              strings, ...); a bad file is logged and the old config kept.
     SIGINT   finish the batch in progress, then exit 0.  A second SIGINT
-             within a second stops at once, like SIGTERM (exit 130).
+             within {sigint_window:g} s stops at once, like SIGTERM (exit 130).
     SIGTERM  stop at once: the open target transaction is rolled back, so
              nothing is half-applied; connections are closed, the pid file
              removed, exit 0.  The batch is applied by the next run.
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsplit-driver",
         description=DESCRIPTION,
-        epilog=EPILOG.format(keys=key_summary()),
+        epilog=EPILOG.format(keys=key_summary(), sigint_window=DOUBLE_SIGINT_WINDOW),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", help="the ini file (a queue_splitter ini file works unchanged)")

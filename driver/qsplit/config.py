@@ -42,6 +42,9 @@ INTERPOLATION_NAMES = ("job_name", "service_name", "host_name", "config_dir", "c
 # the original's log line (skytools DBScript), used unless logfmt_* say otherwise
 DEFAULT_LOGFMT = "%(asctime)s %(process)s %(levelname)s %(message)s"
 
+# the event fields queue_field may name (also as ev_<name>): the one list of
+# them in Python (source.route_column maps them to columns); the SQL side's
+# is qsplit._route_column
 QUEUE_FIELDS = ("extra1", "extra2", "extra3", "extra4", "type")
 # routing policies (issue 4): what qsplit.apply_batch does with an event whose
 # target queue is missing or refuses inserts, or whose routing value is NULL
@@ -224,62 +227,65 @@ ALIASES: dict[str, str] = {a: k.name for k in KEYS for a in k.aliases}
 
 @dataclass(frozen=True)
 class Config:
+    """A checked config file.  Made by load() only, which passes every field:
+    the defaults of the keys live in KEYS alone, not here."""
+
     path: Path
     job_name: str
     src_db: str
     dst_db: str
     pgq_queue_name: str
     pgq_consumer_id: str
-    queue_field: str = "extra1"
-    on_unknown_queue: str = "error"
-    on_null_queue: str = "error"
-    default_queue: str | None = None
-    create_limit: int = 20
-    create_pattern: str | None = None
-    create_fallback: str = "dead_letter"
-    apply_timeout: float = 300.0
-    loop_delay: float = 1.0
-    connection_lifetime: float = 1200.0
-    connect_timeout: int = 15
-    keepalive_idle: int = 60
-    keepalive_interval: int = 10
-    keepalive_count: int = 6
-    pgq_batch_collect_events: int | None = None
-    pgq_batch_collect_interval: str | None = None
-    pgq_keep_lag: str | None = None
-    read_ahead: bool = False
-    logfile: Path | None = None
-    log_size: int = 10 * 1024 * 1024
-    log_count: int = 3
-    log_level: str = "info"
-    idle_log_interval: float = 300.0
-    keepalive_stats: float = 300.0
-    exception_sleep: float | None = None
-    table_filter: tuple[str, ...] | None = None
-    logfmt_file: str | None = None
-    logfmt_console: str | None = None
-    logfmt_file_verbose: str | None = None
-    logfmt_console_verbose: str | None = None
-    logdatefmt_file: str | None = None
-    logdatefmt_console: str | None = None
-    logdatefmt_file_verbose: str | None = None
-    logdatefmt_console_verbose: str | None = None
-    pidfile: Path | None = None
-    use_skylog: bool = False
-    pgq_lazy_fetch: int = 300
-    pgq_autocommit: int = 0
-    config_format: str = "1"
-    metrics_port: int | None = None
-    metrics_addr: str = "127.0.0.1"
-    metrics_top_queues: int = 100
-    section: str = "queue_splitter"
+    queue_field: str
+    on_unknown_queue: str
+    on_null_queue: str
+    default_queue: str | None
+    create_limit: int
+    create_pattern: str | None
+    create_fallback: str
+    apply_timeout: float
+    loop_delay: float
+    connection_lifetime: float
+    connect_timeout: int
+    keepalive_idle: int
+    keepalive_interval: int
+    keepalive_count: int
+    pgq_batch_collect_events: int | None
+    pgq_batch_collect_interval: str | None
+    pgq_keep_lag: str | None
+    read_ahead: bool
+    logfile: Path | None
+    log_size: int
+    log_count: int
+    log_level: str
+    idle_log_interval: float
+    keepalive_stats: float
+    exception_sleep: float | None
+    table_filter: tuple[str, ...] | None
+    logfmt_file: str | None
+    logfmt_console: str | None
+    logfmt_file_verbose: str | None
+    logfmt_console_verbose: str | None
+    logdatefmt_file: str | None
+    logdatefmt_console: str | None
+    logdatefmt_file_verbose: str | None
+    logdatefmt_console_verbose: str | None
+    pidfile: Path | None
+    use_skylog: bool
+    pgq_lazy_fetch: int
+    pgq_autocommit: int
+    config_format: str
+    metrics_port: int | None
+    metrics_addr: str
+    metrics_top_queues: int
+    section: str
     # the other sections of SECTIONS in the file, not used: section -> the
     # consumer name it would give (None when it cannot be read)
-    other_sections: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    other_sections: dict[str, str | None]
     # relative paths of the file are relative to this directory
-    base_dir: Path = dataclasses.field(default_factory=Path.cwd)
+    base_dir: Path
     # things worth a warning, logged by the caller once logging is set up
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...]
 
     @property
     def queue_name(self) -> str:

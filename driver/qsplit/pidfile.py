@@ -251,7 +251,16 @@ def send_signal(path: Path, what: str) -> int:
 
 def daemonize() -> None:
     """Detach: fork, setsid, fork again; stdin/stdout/stderr to /dev/null,
-    working directory /.  Config paths must be absolute before this."""
+    working directory /.  Config paths must be absolute before this.
+
+    Hand-written, not python-daemon (PEP 3143), on purpose: these dozen lines
+    are all -d needs, while DaemonContext would do more than we want here --
+    close every file descriptor not listed in files_preserve, set umask 0
+    (log and pid files world-writable), install its own SIGTERM handler
+    over the loop's (signals.py), skip the fork when started by init or a
+    supervisor, and bring its pidfile/lockfile protocol next to ours -- and
+    add a dependency for systemd-less setups only (the systemd unit runs
+    the driver in the foreground, without -d)."""
     if os.fork() > 0:
         os._exit(0)
     os.setsid()

@@ -34,7 +34,23 @@ class Terminate(BaseException):
         self.signame = signame
 
 
+# a SIGINT this many seconds or less after the previous one stops at once
 DOUBLE_SIGINT_WINDOW = 1.0
+
+
+class SigintClock:
+    """The double-SIGINT rule, in one place: is this SIGINT the second one
+    within DOUBLE_SIGINT_WINDOW?  The handler and the watcher thread keep one
+    each, as each sees the signals on its own (the kernel may fold two quick
+    SIGINTs into one run of the Python handler; the wakeup pipe carries both)."""
+
+    def __init__(self) -> None:
+        self._last = float("-inf")
+
+    def second(self) -> bool:
+        now = time.monotonic()
+        second, self._last = now - self._last <= DOUBLE_SIGINT_WINDOW, now
+        return second
 
 
 class Control:
@@ -45,7 +61,7 @@ class Control:
         # fold two quick SIGINTs into one run of the Python handler, but the
         # wakeup pipe carries both)
         self.stop_now: str | None = None
-        self._last_sigint = 0.0
+        self._sigints = SigintClock()
         self._wake = threading.Event()
         self._cancel_hooks: list[Callable[[], None]] = []
         self._wakeup_r = self._wakeup_w = -1
@@ -84,18 +100,16 @@ class Control:
         self.reload_requested = True
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if self.stop_requested and now - self._last_sigint <= DOUBLE_SIGINT_WINDOW:
+        if self._sigints.second() and self.stop_requested:
             raise Terminate("SIGINT")
         self.stop_requested = True
-        self._last_sigint = now
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         raise Terminate("SIGTERM")
 
     # the watcher thread ---------------------------------------------------
     def _watch(self) -> None:
-        last_sigint = 0.0
+        sigints = SigintClock()
         while True:
             try:
                 data = os.read(self._wakeup_r, 64)
@@ -106,9 +120,7 @@ class Control:
             for signum in data:
                 stop_now = signum == signal.SIGTERM
                 if signum == signal.SIGINT:
-                    now = time.monotonic()
-                    stop_now = now - last_sigint <= DOUBLE_SIGINT_WINDOW
-                    last_sigint = now
+                    stop_now = sigints.second()
                 if stop_now:
                     self.stop_now = signal.Signals(signum).name
                     for hook in self._cancel_hooks:

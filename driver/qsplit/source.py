@@ -10,6 +10,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+from .config import QUEUE_FIELDS
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -45,9 +47,10 @@ NEXT_BATCH_LOCK = ("select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtexte
 # subscription with the batch, pgq.batch_event_tables no ticks for it
 BATCH_GONE = ("batch not found", "Cannot find data for batch")
 
-# queue_field values whose column the source can group a batch by; the same
-# names qsplit._route_column() accepts (it is the one that rejects others)
-_ROUTE_COLUMNS = {f: "ev_" + f for f in ("extra1", "extra2", "extra3", "extra4", "type")}
+# queue_field values whose column the source can group a batch by: the names
+# the config accepts (config.QUEUE_FIELDS, the one list for Python), which are
+# the ones qsplit._route_column() accepts (it is the one that rejects others)
+_ROUTE_COLUMNS = {f: "ev_" + f for f in QUEUE_FIELDS}
 
 
 def route_column(queue_field: str) -> str | None:

@@ -256,6 +256,8 @@ class Splitter:
         self.metrics.step("apply")
         fp.hit("before_target_commit")
         target.commit()
+        for notice in target.take_notices():
+            log.info("%s", notice)
         fp.hit("after_target_commit")
         return self._finish(batch, count, queues, started)
 
@@ -387,7 +389,7 @@ class Splitter:
                     compat.send(log)
                     self.metrics.failed(*_failure_kind(exc))
                     control.check()  # a statement cancelled by a stop-now signal is no error
-                    message = _describe_error(exc, self.config)
+                    message = describe_error(exc, self.config)
                     if once:
                         log.error("%s", message)
                         return 1
@@ -459,7 +461,9 @@ def _seconds(delay: float) -> str:
     return f"{delay:.0f}" if float(delay).is_integer() else f"{delay:g}"
 
 
-def _describe_error(exc: BaseException, cfg: Config) -> str:
+def describe_error(exc: BaseException, cfg: Config) -> str:
+    """The one line logged for a failed batch: what failed, a lost connection
+    the same however psycopg2 surfaced it, else the queue and consumer."""
     if isinstance(exc, BatchError):
         return f"batch not applied, it stays open on the source: [{exc.pgcode}] {exc}"
     lost = _lost_connection(exc)

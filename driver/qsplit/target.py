@@ -57,6 +57,7 @@ class Target:
         this transaction only, so a route rule that matches too slowly
         cancels the batch (nothing applied, retried) instead of holding the
         consumer forever."""
+        del self.conn.notices[:]  # only this batch's are logged after the commit
         with self.conn.cursor() as cur:
             # set_config(..., true) = SET LOCAL, in milliseconds; one round
             # trip with the call (each statement of it gets its own timeout)
@@ -88,6 +89,14 @@ class Target:
                 },
             )
             return [QueueResult(*row) for row in cur.fetchall()]
+
+    def take_notices(self) -> list[str]:
+        """The NOTICEs the server sent since the last call (apply_batch says
+        so when it took queue_splitter's position from pgq_ext), without
+        the "NOTICE:" prefix."""
+        notices = [n.strip().removeprefix("NOTICE:").strip() for n in self.conn.notices]
+        del self.conn.notices[:]
+        return notices
 
     def position(self, consumer_name: str) -> tuple[int | None, object]:
         """The consumer's position on the target: (last tick id, its tick

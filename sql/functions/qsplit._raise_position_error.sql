@@ -31,7 +31,7 @@ returns void as $$
 --      another source queue; QS013 - no tick time.  The HINT names the command that fixes it.
 --
 -- Calls:
---      None
+--      qsplit._raise_lost_position(6) (QS001, with the safe repair)
 --
 -- Tables directly manipulated:
 --      None
@@ -56,17 +56,7 @@ begin
                   detail = 'The tick time tells two source queues apart (QS007); a position that has one is never moved to a tick without one. Nothing was applied.',
                   hint = 'Pass the batch''s tick times (i_prev_tick_time, i_cur_tick_time) to qsplit.apply_batch; the qsplit driver always does.';
     end if;
-    raise exception 'qsplit: consumer "%" lost its position: batch % covers ticks % to %, but the target has '
-                    'applied up to tick %',
-            i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, i_last_tick
-        using errcode = 'QS001',
-              detail = 'The source consumer and the target position disagree, so applying this batch could '
-                       'lose or double events.',
-              hint = format('Either reposition the source consumer at the target''s tick: qsplit-driver '
-                            '--rewind <config.ini> (on the source: select pgq.register_consumer_at(<queue>, '
-                            '%L, %s);), or, if the events up to this batch are handled, make the target forget '
-                            'its position: qsplit-driver --reset <config.ini> (on the target: select '
-                            'qsplit.reset_position(%L);).',
-                            i_consumer, i_last_tick, i_consumer);
+    perform qsplit._raise_lost_position(i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, i_last_tick, null);
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

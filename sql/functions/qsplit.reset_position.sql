@@ -6,9 +6,11 @@ returns bigint as $$
 --
 --      Forget where the consumer is on this target (qsplit-driver --reset,
 --      and --unregister): the next batch is applied whatever its ticks.
---      The row and its counts stay, so qsplit.take_over_position does not
---      bring back an old pgq_ext position.  Waits for a batch being
---      applied for this consumer to commit.
+--      The row and its counts stay.  Queue_splitter's position for the
+--      consumer (its pgq_ext.completed_tick row) is deleted too, as the
+--      original's own --reset does: the position checked is the later of
+--      the two, so a stale pgq_ext tick must not outlive the reset.  Waits
+--      for a batch being applied for this consumer to commit.
 --
 --      Only the consumer's own role (or an admin) may reset it: another
 --      writer role could otherwise make its driver skip or double
@@ -19,16 +21,19 @@ returns bigint as $$
 --      i_consumer - consumer name
 --
 -- Returns:
---      the tick the consumer was at (NULL when it had none)
+--      the tick the consumer was at (the later of qsplit's and pgq_ext's;
+--      NULL when it had none)
 --
 -- Errors:
 --      QS011 - the consumer belongs to another role
+--      QS012 - pgq_ext.completed_tick is not a trusted plain table
 --
 -- Calls:
---      qsplit._claim_consumer
+--      qsplit._claim_consumer, qsplit._pgq_ext_tick, qsplit._pgq_ext_set_tick
 --
 -- Tables directly manipulated:
 --      insert, update - qsplit.consumer
+--      delete - pgq_ext.completed_tick (the consumer's row)
 -- ----------------------------------------------------------------------
 declare
     v_tick  bigint;
@@ -42,6 +47,8 @@ begin
         set last_tick_id = null,
             last_tick_time = null
         where c.consumer_name = i_consumer;
+    v_tick := greatest(v_tick, qsplit._pgq_ext_tick(i_consumer, true));
+    perform qsplit._pgq_ext_set_tick(i_consumer, null);
     return v_tick;
 end;
 $$ language plpgsql security definer
