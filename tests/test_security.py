@@ -16,9 +16,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from helpers import (CONSUMER, DRIVER, DST_DRIVER_ROLE, PG_PORT_DST, PREFIX, Cluster, cluster_role, dsn_as,
-                     dsn_for, install_qsplit, offline_script, process_alive, produce, run_ok, run_psql_script, run_sql,
-                     scratch_db, setup_source, wait_for)
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_PORT_DST, PREFIX, Cluster, Driver, cluster_role,
+                     dsn_as, dsn_for, install_qsplit, offline_script, process_alive, produce, run_driver, run_ok,
+                     run_psql_script, run_sql, scratch_db, setup_source, wait_for)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
@@ -139,9 +139,7 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     (which moved its position past a real batch: 3 events lost) and resets
     it: both refused with QS011; every event arrives."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a", "a"])
     run_ok(c, ini)  # the consumer is now the driver role's
     produce(c, ["a", "a", "a"])
@@ -163,9 +161,7 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
 
 def test_stored_tick_time_is_never_replaced_by_null(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     last, last_time = _position(c)
@@ -180,9 +176,7 @@ def test_stored_tick_time_is_never_replaced_by_null(cluster):
 
 def test_status_views_show_writers_only_their_own_consumers(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     c.dst_exec("select qsplit.reset_position('nobodys')")  # an admin's reset binds nothing
@@ -212,9 +206,7 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     """Moving a consumer to another driver role is an admin's act: the old
     role is refused from then on, with a hint that says what to run."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
@@ -253,9 +245,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     now the valid events of the batch arrive and the long one gets the
     policy, with its own reason."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
     poison = _long_value()
     produce(c, ["a", poison, "a", poison, "a"])
     run_ok(c, ini)
@@ -352,9 +342,7 @@ def test_apply_batch_is_bounded_by_apply_timeout(cluster):
     apply_timeout cancels the batch, nothing is applied, and the consumer
     runs again once the rule is gone."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(apply_timeout="1")
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(apply_timeout="1"), ["a"])
     c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
                (CONSUMER, BOMB))
     produce(c, ["a" * 41, "b"])
@@ -619,9 +607,7 @@ def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(clus
     """A lock timeout on the target is an OperationalError to psycopg2, as a
     lost connection is: the log line must say what it is (its SQLSTATE)."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a", "a"])
     dbname = c.dst_dsn.rsplit("dbname=", 1)[1]
     c.dst_exec(sql.SQL("alter database {} set lock_timeout = '300ms'").format(sql.Identifier(dbname)))
@@ -695,9 +681,7 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ (DEBUG|INFO|WAR
 @pytest.mark.parametrize("policy", ["error", "skip", "create"])
 def test_routing_value_cannot_forge_log_lines(cluster, policy):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
     produce(c, ["a", FORGED])
     run = c.run_driver("--once", str(ini))
     assert run.returncode == (1 if policy == "error" else 0), run.stderr + c.log_text()
@@ -927,28 +911,24 @@ def test_connection_string_never_echoed_on_bad_config(tmp_path):
         ini = tmp_path / f"{name}.ini"
         ini.write_text(text)
         for args in (["--once"], ["--ini"], ["-s"], ["--status"]):
-            out = subprocess.run(DRIVER + args + [str(ini)], capture_output=True, text=True, timeout=60,
-                                 cwd=tmp_path)
+            out = run_driver(*args, str(ini), cwd=tmp_path, timeout=60)
             assert "et-tail" not in out.stdout + out.stderr, (name, args, out.stdout + out.stderr)
 
 
 def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(loop_delay="0.05")
-    setup_source(c, ini)
-    proc = subprocess.Popen(DRIVER + [str(ini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=c.workdir)
+    ini = setup_source(c, c.write_ini(loop_delay="0.05"), ["a"])
+    driver = Driver(c, str(ini))
     try:
-        wait_for(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        wait_for(lambda: f" {driver.pid} INFO starting:" in c.log_text(), what="the driver to start")
         ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
-        proc.send_signal(signal.SIGHUP)
+        driver.signal(signal.SIGHUP)
         wait_for(lambda: "reload" in c.log_text(), what="the reload")
         produce(c, ["a"])
         wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        driver.stop(signal.SIGTERM, timeout=30)
+    out, err = driver.stdout(), driver.stderr()
     assert "et-tail" not in c.log_text() + out + err
     assert "Traceback" not in err, err
     assert "reload failed" not in c.log_text()
