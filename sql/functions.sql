@@ -29,6 +29,7 @@
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers
+\ir functions/qsplit._quote_value.sql
 \ir functions/qsplit._claim_consumer.sql
 \ir functions/qsplit._pgq_ext_table.sql
 \ir functions/qsplit._route_pattern_problem.sql

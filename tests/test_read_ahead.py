@@ -16,6 +16,7 @@ import pytest
 from helpers import (
     SOURCE_QUEUE,
     Driver,
+    drivers_running,
     assert_exactly_once,
     create_queues,
     driver_backends,
@@ -183,17 +184,13 @@ def test_several_read_ahead_drivers_on_one_consumer(cluster, n_drivers):
     for _ in range(6):
         produce(cluster, TARGETS, 3000, start=produced)
         produced += 3000
-    drivers = [Driver(cluster, "--set", "pidfile=", str(ini)) for _ in range(n_drivers)]
-    try:
+    with drivers_running(cluster, n_drivers, "--set", "pidfile=", str(ini)) as drivers:
         for _ in range(8):
             produce(cluster, TARGETS, 1500, start=produced)
             produced += 1500
             time.sleep(0.05)
         wait_for(lambda: drained(cluster), 120, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
-    finally:
-        for d in drivers:
-            d.stop()
     log = cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == produced
     # every batch applied once, whichever driver did it; a driver that read
