@@ -311,7 +311,7 @@ class Splitter:
         except psycopg2.Error as exc:
             error = _batch_error(exc)
             if exc.pgcode == "QS001":
-                raise OutOfStep(error or exc) from exc
+                raise OutOfStep(batch, error or exc) from exc
             if error is not None:
                 raise error from exc
             raise
