@@ -29,6 +29,7 @@
 -- ----------------------------------------------------------------------
 
 -- Group: Internal helpers
+\ir functions/qsplit._quote_value.sql
 \ir functions/qsplit._claim_consumer.sql
 \ir functions/qsplit._pgq_ext_table.sql
 \ir functions/qsplit._route_pattern_problem.sql
@@ -57,6 +58,7 @@
 \ir functions/qsplit.take_over_position.sql
 \ir functions/qsplit.reset_position.sql
 \ir functions/qsplit.rewind_tick.sql
+\ir functions/qsplit.pgq_ext_state.sql
 \ir functions/qsplit.set_consumer_owner.sql
 
 -- Group: Routing rules and dead letters (DBA API)

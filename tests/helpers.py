@@ -12,7 +12,8 @@ One of each kind of helper:
                             schema_dump, ...
   a source/target pair      Cluster (connections, ticks, the queues read back, the ini, run_driver)
   queues and events         create_queues, setup_source, produce (produce_bulk: one huge batch)
-  running the driver        run_driver (to its exit), Driver (in the background); both via driver_env
+  running the driver        run_driver (to its exit), Driver (in the background), drivers_running;
+                            all via driver_env
   waiting                   wait_for (poll until true), wait_for_lock_wait
   the consumer's state      open_batches, drained, driver_backends, terminate_backend
   the result                source_by_route, Ledger, assert_exactly_once, diff_counts, queue_digests
@@ -447,6 +448,18 @@ class Driver:
                 raise subprocess.TimeoutExpired(self.proc.args, timeout)
             time.sleep(interval)
         return self.wait(), peak
+
+
+@contextmanager
+def drivers_running(cluster: Cluster, n: int, *args: str, env: dict | None = None) -> Iterator[list[Driver]]:
+    """*n* drivers ``qsplit-driver ARGS`` running at once; stopped on the way
+    out (SIGTERM, killed when one does not exit)."""
+    drivers = [Driver(cluster, *args, env=env) for _ in range(n)]
+    try:
+        yield drivers
+    finally:
+        for d in drivers:
+            d.stop()
 
 
 def process_alive(pid: int) -> bool:

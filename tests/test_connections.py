@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import re
 
-from helpers import (Driver, assert_exactly_once, driver_backends, open_batches, produce, terminate_backend, wait_for,
-                     wait_for_lock_wait)
+from helpers import (Driver, assert_exactly_once, driver_backends, open_batches, produce, setup_source,
+                     terminate_backend, wait_for, wait_for_lock_wait)
 
 QUEUES = ["a", "b", "c"]
 
 
 def _setup(cluster, **keys):
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in QUEUES:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.05", **keys)
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
-    return ini
+    return setup_source(cluster, cluster.write_ini(loop_delay="0.05", **keys), QUEUES)
 
 
 def _terminate(cluster, side: str, pid: int, must: bool = True) -> None:

@@ -16,6 +16,7 @@ from helpers import (
     SOURCE_QUEUE,
     TWO_SERVERS,
     Driver,
+    drivers_running,
     Ledger,
     assert_exactly_once,
     create_queues,
@@ -218,8 +219,7 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
         cur.execute("select 1 from qsplit.consumer where consumer_name = 'test_splitter' for update")
     # no pid file: it would stop a second driver on this host, and the case
     # is drivers on several hosts (or ini files) sharing one consumer name
-    drivers = [Driver(cluster, "--set", "pidfile=", str(ini)) for _ in range(n_drivers)]
-    try:
+    with drivers_running(cluster, n_drivers, "--set", "pidfile=", str(ini)) as drivers:
         wait_for(lambda: len(_waiting_on_lock(cluster)) == n_drivers, 30, "every driver to wait in apply_batch")
         holder.commit()
         for _ in range(6):  # and more while they run, each once they have moved on
@@ -229,9 +229,6 @@ def test_drivers_started_at_once_on_one_consumer(cluster, n_drivers):
             wait_for(lambda: _target_position(cluster) != applied, 60, "the drivers to apply another batch")
         wait_for(lambda: drained(cluster), 90, "the drivers to drain the queue")
         assert all(d.alive() for d in drivers), [d.stderr() for d in drivers]
-    finally:
-        for d in drivers:
-            d.stop()
     log = cluster.log_text()
     assert assert_exactly_once(cluster, TARGETS) == produced
     # every batch was applied once; the drivers that also had it say they skipped it

@@ -12,7 +12,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from helpers import (EXAMPLE_JOB, Driver, assert_exactly_once, driver_backends, example_ini, home_env, kill_quietly,
-                     open_batches, process_alive, produce, wait_for, wait_for_lock_wait)
+                     open_batches, process_alive, produce, setup_source, wait_for, wait_for_lock_wait)
 
 
 def routed_event(cluster, x1: str, x2: str) -> None:
@@ -122,11 +122,7 @@ def _locked_batch(cluster, n_events: int = 50):
     Not the consumer's row: the driver takes that one at connect too
     (take_over_position claims the consumer), so it would wait there, before
     it has taken the batch."""
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in ("a", "b"):
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.05")
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(loop_delay="0.05"), ["a", "b"])
     cluster.dst_exec("select qsplit.reset_position('test_splitter')")
     produce(cluster, ["a", "b"], per_batch=n_events, batches=1)
     lock = cluster.dst()

@@ -16,8 +16,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from helpers import (CONSUMER, DRIVER, DST_DRIVER_ROLE, PG_USER, PREFIX, Cluster, cluster_role, dsn_as, dsn_for,
-                     install_qsplit, process_alive, produce, run_ok, run_sql, scratch_db, setup_source, wait_for)
+from helpers import (CONSUMER, DST_DRIVER_ROLE, PG_PORT_DST, PREFIX, Cluster, Driver, cluster_role,
+                     dsn_as, dsn_for, install_qsplit, offline_script, process_alive, produce, run_driver, run_ok,
+                     run_psql_script, run_sql, scratch_db, setup_source, wait_for)
 
 # ======================================================================
 # SQL side (sec11sql): pgq_ext escalation, consumer ownership, poison
@@ -102,6 +103,24 @@ def test_pgq_ext_of_another_role_is_never_read_as_definer(cluster, how):
     assert c.dst_exec("select count(*) from qsplit.consumer") == [(0,)]
 
 
+@pytest.mark.parametrize("how", ["view", "table_cast"])
+def test_pgq_ext_of_another_role_is_never_read_by_apply_batch(cluster, how):
+    """apply_batch keeps pgq_ext in step for switching with queue_splitter:
+    the same look-alikes planted after the consumer started are refused there
+    too (QS012), nothing is applied, and nobody became a superuser."""
+    c = cluster
+    ini = setup_source(c, c.write_ini(), ["a"])
+    produce(c, ["a"])
+    run_ok(c, ini)
+    attacker = cluster_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
+    _plant_pgq_ext(c, attacker, how)
+    produce(c, ["a"])
+    result = c.run_driver("--once", str(ini))
+    assert not is_superuser(c, attacker)
+    assert result.returncode == 1 and "QS012" in c.log_text()
+    assert len(c.target_events("a")) == 1
+
+
 def test_pgq_ext_of_trusted_owner_is_still_taken_over(cluster):
     """The rule does not break the genuine case: pgq_ext made by the DBA."""
     c = cluster
@@ -138,9 +157,7 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
     (which moved its position past a real batch: 3 events lost) and resets
     it: both refused with QS011; every event arrives."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a", "a"])
     run_ok(c, ini)  # the consumer is now the driver role's
     produce(c, ["a", "a", "a"])
@@ -162,9 +179,7 @@ def test_writer_cannot_forge_or_reset_another_consumers_position(cluster):
 
 def test_stored_tick_time_is_never_replaced_by_null(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     last, last_time = _position(c)
@@ -179,9 +194,7 @@ def test_stored_tick_time_is_never_replaced_by_null(cluster):
 
 def test_status_views_show_writers_only_their_own_consumers(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     c.dst_exec("select qsplit.reset_position('nobodys')")  # an admin's reset binds nothing
@@ -211,9 +224,7 @@ def test_admin_names_the_owner_of_a_consumer(cluster):
     """Moving a consumer to another driver role is an admin's act: the old
     role is refused from then on, with a hint that says what to run."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a"])
     run_ok(c, ini)
     other = cluster_role(f"{PREFIX}_sec_writer2", "qsplit_writer")
@@ -252,9 +263,7 @@ def test_a_routing_value_of_any_length_does_not_stop_the_consumer(cluster, polic
     now the valid events of the batch arrive and the long one gets the
     policy, with its own reason."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
     poison = _long_value()
     produce(c, ["a", poison, "a", poison, "a"])
     run_ok(c, ini)
@@ -351,9 +360,7 @@ def test_apply_batch_is_bounded_by_apply_timeout(cluster):
     apply_timeout cancels the batch, nothing is applied, and the consumer
     runs again once the rule is gone."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(apply_timeout="1")
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(apply_timeout="1"), ["a"])
     c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
                (CONSUMER, BOMB))
     produce(c, ["a" * 41, "b"])
@@ -449,21 +456,17 @@ _LOOKALIKE_OPERATORS = [
 ]
 
 
-def _planter_role() -> str:
-    admin = dsn_for("postgres")
-    if not run_sql(admin, "select 1 from pg_roles where rolname = %s", (PLANTER,)):
-        run_sql(admin, sql.SQL("create role {} login nosuperuser").format(sql.Identifier(PLANTER)))
-    # a previous run of today's code may have made it one
-    run_sql(admin, sql.SQL("alter role {} nosuperuser").format(sql.Identifier(PLANTER)))
-    return PLANTER
+def _port(dsn: str) -> int:
+    return int(re.search(r"\bport=(\d+)", dsn).group(1))
 
 
 def plant_lookalikes(dsn: str) -> None:
     """As a role that is no superuser and only has CREATE on public (PG15
     grants that to nobody by default: the DBA did), plant the look-alikes."""
-    role = _planter_role()
+    # made nosuperuser again: today's code, run once, made it one
+    role = cluster_role(PLANTER, port=_port(dsn))
     run_sql(dsn, sql.SQL("grant create, usage on schema public to {}").format(sql.Identifier(role)))
-    planter = psycopg2.connect(dsn.replace(f"user={PG_USER}", f"user={role}"))
+    planter = psycopg2.connect(dsn_as(dsn, role))
     planter.autocommit = True
     q = sql.Literal(role)
     with planter.cursor() as cur:
@@ -510,24 +513,19 @@ def assert_nothing_hijacked(*dsns: str) -> None:
         if rows:
             ran[dsn.rsplit("dbname=", 1)[1].split()[0]] = rows
     assert ran == {}, f"look-alikes planted in public ran: {ran}"
-    assert run_sql(dsn_for("postgres"), "select rolsuper from pg_roles where rolname = %s", (PLANTER,)) == [(False,)]
-
-
-def _offline_script() -> str:
-    from qsplit import install
-
-    return install.sql_script()
+    for port in {_port(dsn) for dsn in dsns}:
+        assert run_sql(dsn_for("postgres", port=port), "select rolsuper from pg_roles where rolname = %s",
+                       (PLANTER,)) == [(False,)]
 
 
 @pytest.mark.parametrize("how", ["alembic", "sql_script"])
 def test_install_ignores_lookalikes_planted_in_public(how):
-    with scratch_db(f"sec_install_{how}") as dsn:
+    with scratch_db(f"sec_install_{how}", port=PG_PORT_DST) as dsn:
         plant_lookalikes(dsn)
         if how == "alembic":
             install_qsplit(dsn)
         else:
-            applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", "-"],
-                                     input=_offline_script(), capture_output=True, text=True, timeout=120)
+            applied = run_psql_script(dsn, offline_script())
             assert applied.returncode == 0, applied.stderr
         assert_nothing_hijacked(dsn)
         # what the views and functions were bound to at install: nothing in
@@ -559,14 +557,12 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
     src_role, dst_role = driver_roles
     s = source_pg.info
     src_dsn = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}"
-    with scratch_db("sec_driver_dst") as dst_dsn:
+    with scratch_db("sec_driver_dst", port=PG_PORT_DST) as dst_dsn:
         plant_lookalikes(dst_dsn)
         install_qsplit(dst_dsn)
         plant_lookalikes(src_dsn)
-        dbname = dst_dsn.rsplit("dbname=", 1)[1]
         c = Cluster(src_dsn=src_dsn + PINNED, dst_dsn=dst_dsn + PINNED, workdir=tmp_path,
-                    driver_src_dsn=src_dsn.replace(f"user={s.user}", f"user={src_role}"),
-                    driver_dst_dsn=dsn_for(dbname, dst_role))
+                    driver_src_dsn=dsn_as(src_dsn, src_role), driver_dst_dsn=dsn_as(dst_dsn, dst_role))
         try:
             c.dst_exec("select pgq.create_queue('a'); select pgq.create_queue('b')")
             ini = c.write_ini(on_unknown_queue="dead_letter")
@@ -592,15 +588,44 @@ def test_driver_and_dba_ignore_lookalikes_planted_in_public(source_pg, driver_ro
             c.close()
 
 
+# SQL keywords that look like calls: not functions a look-alike could shadow
+_NOT_CALLS = {"coalesce", "nullif", "greatest", "least", "exists", "in", "any", "all", "some", "values", "row",
+              "array", "cast", "operator", "filter", "over", "select", "case", "when", "then", "else", "and",
+              "or", "not", "on", "from", "where", "limit", "as", "is", "returns", "table", "using", "by"}
+
+
+def test_every_qsplit_function_resolves_no_name_through_the_callers_search_path(cluster):
+    """A function without a pinned search_path resolves names through its
+    caller's: a DBA at psql, public on the path, would run a look-alike
+    with the DBA's rights.  PL/pgSQL functions pin it; SQL functions (kept
+    inlinable) call only schema-qualified functions."""
+    rows = cluster.dst_exec(
+        "select p.oid::regprocedure::text, l.lanname, p.proconfig, p.prosrc"
+        "  from pg_proc p join pg_language l on l.oid = p.prolang"
+        " where p.pronamespace = 'qsplit'::regnamespace order by 1")
+    assert rows
+    unpinned = []
+    for name, language, config, source in rows:
+        if config and "search_path=pg_catalog, pg_temp" in config:
+            continue
+        if language == "sql":
+            body = re.sub(r"--[^\n]*|'(?:[^']|'')*'", "", source)
+            bare = sorted({m for m in re.findall(r"(?<![.\w])([a-z_][a-z0-9_]*)\s*\(", body, re.IGNORECASE)
+                           if m.lower() not in _NOT_CALLS})
+            if not bare:
+                continue
+            name += f" calls {', '.join(bare)} unqualified"
+        unpinned.append(name)
+    assert unpinned == []
+
+
 # --- item 4 (driver side): only a lost connection is logged as one ----------
 
 def test_statement_error_is_logged_with_its_sqlstate_not_as_lost_connection(cluster):
     """A lock timeout on the target is an OperationalError to psycopg2, as a
     lost connection is: the log line must say what it is (its SQLSTATE)."""
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(), ["a"])
     produce(c, ["a", "a"])
     dbname = c.dst_dsn.rsplit("dbname=", 1)[1]
     c.dst_exec(sql.SQL("alter database {} set lock_timeout = '300ms'").format(sql.Identifier(dbname)))
@@ -674,9 +699,7 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ (DEBUG|INFO|WAR
 @pytest.mark.parametrize("policy", ["error", "skip", "create"])
 def test_routing_value_cannot_forge_log_lines(cluster, policy):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(on_unknown_queue=policy)
-    setup_source(c, ini)
+    ini = setup_source(c, c.write_ini(on_unknown_queue=policy), ["a"])
     produce(c, ["a", FORGED])
     run = c.run_driver("--once", str(ini))
     assert run.returncode == (1 if policy == "error" else 0), run.stderr + c.log_text()
@@ -688,6 +711,32 @@ def test_routing_value_cannot_forge_log_lines(cluster, policy):
     for line in text.splitlines():  # splits on \n, \r, \x85, \u2028, ...
         assert LOG_LINE.match(line), f"a line the driver did not write: {line!r}"
     assert not any(ch in text for ch in "\r\x85\u2028\x1b\u202e")
+
+
+def test_sql_errors_escape_the_routing_values_they_quote(cluster):
+    """The server's own log and any client see apply_batch's message: the
+    routing value it quotes must hold no raw control character (quoted as
+    an E'' literal, still valid SQL for the hint's command)."""
+    c = cluster
+    conn = c.dst(autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("select qsplit.prepare_staging()")
+        conn.commit()
+        row = ["1", "2026-01-02 03:04:05+00", "1000", "\\N", "t", "d",
+               FORGED.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r"), "\\N", "\\N", "\\N"]
+        cur.copy_expert("copy pg_temp.qsplit_staging (ev_id, ev_time, ev_txid, ev_retry, ev_type, ev_data,"
+                        " ev_extra1, ev_extra2, ev_extra3, ev_extra4) from stdin", io.StringIO("\t".join(row) + "\n"))
+        with pytest.raises(psycopg2.Error) as failed:
+            cur.execute("select * from qsplit.apply_batch(i_consumer => 'c1', i_batch_id => 1, i_prev_tick_id => 1,"
+                        " i_cur_tick_id => 2, i_queue_field => 'extra1', i_prev_tick_time => now(),"
+                        " i_cur_tick_time => now(), i_on_unknown => 'error')")
+    conn.rollback()
+    diag = failed.value.diag
+    assert failed.value.pgcode == "QS002", diag.message_primary
+    for text in (diag.message_primary, diag.message_detail, diag.message_hint):
+        assert text is not None and "forged" in (text + (diag.message_detail or ""))
+        assert all(ch.isprintable() for ch in text), text
+    assert "E'x\\n2026-01-01" in diag.message_primary + diag.message_detail
 
 
 def test_control_characters_in_messages_are_escaped():
@@ -880,28 +929,24 @@ def test_connection_string_never_echoed_on_bad_config(tmp_path):
         ini = tmp_path / f"{name}.ini"
         ini.write_text(text)
         for args in (["--once"], ["--ini"], ["-s"], ["--status"]):
-            out = subprocess.run(DRIVER + args + [str(ini)], capture_output=True, text=True, timeout=60,
-                                 cwd=tmp_path)
+            out = run_driver(*args, str(ini), cwd=tmp_path, timeout=60)
             assert "et-tail" not in out.stdout + out.stderr, (name, args, out.stdout + out.stderr)
 
 
 def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
     c = cluster
-    c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(loop_delay="0.05")
-    setup_source(c, ini)
-    proc = subprocess.Popen(DRIVER + [str(ini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=c.workdir)
+    ini = setup_source(c, c.write_ini(loop_delay="0.05"), ["a"])
+    driver = Driver(c, str(ini))
     try:
-        wait_for(lambda: f" {proc.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        wait_for(lambda: f" {driver.pid} INFO starting:" in c.log_text(), what="the driver to start")
         ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
-        proc.send_signal(signal.SIGHUP)
+        driver.signal(signal.SIGHUP)
         wait_for(lambda: "reload" in c.log_text(), what="the reload")
         produce(c, ["a"])
         wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        driver.stop(signal.SIGTERM, timeout=30)
+    out, err = driver.stdout(), driver.stderr()
     assert "et-tail" not in c.log_text() + out + err
     assert "Traceback" not in err, err
     assert "reload failed" not in c.log_text()

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from helpers import DRIVER, REPO, Driver, assert_exactly_once, produce, wait_for
+from helpers import DRIVER, REPO, Driver, assert_exactly_once, produce, setup_source, wait_for
 
 UNIT = REPO / "contrib" / "systemd" / "qsplit@.service"
 LOGROTATE = REPO / "contrib" / "logrotate" / "qsplit"
@@ -86,11 +86,7 @@ def test_unit_stop_signal_exits_cleanly_and_keeps_every_event(cluster):
     status is one the unit counts as success (no restart, no failed state),
     and after a restart every event is on the target exactly once."""
     queues = ["a", "b"]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini(loop_delay="0.1")
-    assert cluster.run_driver("--once", str(ini)).returncode == 0  # registers the consumer
+    ini = setup_source(cluster, cluster.write_ini(loop_delay="0.1"), queues)  # registers the consumer
 
     # the driver as the unit runs it: foreground, looping, the ini its only argument
     driver = Driver(cluster, str(ini))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import REPO as REPO_ROOT, assert_exactly_once, produce
+from helpers import REPO as REPO_ROOT, assert_exactly_once, produce, setup_source
 
 # also run on every other supported PostgreSQL major, and with source and
 # target on the oldest and the newest (make test-matrix)
@@ -75,11 +75,7 @@ def test_usecase_end_to_end(usecase):
 
 def test_many_batches_several_queues(cluster):
     queues = [f"q{i}" for i in range(5)]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini()
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(), queues)  # registers the consumer
     produce(cluster, queues, per_batch=997, batches=6)
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
@@ -93,11 +89,7 @@ def test_many_batches_several_queues(cluster):
 
 def test_crash_after_target_commit_replays_and_skips(cluster):
     queues = ["a", "b"]
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
-    for q in queues:
-        cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini()
-    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    ini = setup_source(cluster, cluster.write_ini(), queues)  # registers the consumer
     produce(cluster, queues, per_batch=100, batches=1)
 
     crashed = cluster.run_driver("--once", str(ini), env={"QSPLIT_FAILPOINT": "after_target_commit"})

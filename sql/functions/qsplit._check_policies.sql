@@ -72,4 +72,5 @@ begin
                   hint = 'Set default_queue to the name of an existing target queue.';
     end if;
 end;
-$$ language plpgsql immutable;
+$$ language plpgsql immutable
+   set search_path = pg_catalog, pg_temp;

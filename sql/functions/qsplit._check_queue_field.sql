@@ -37,4 +37,5 @@ begin
     end if;
     return v_col;
 end;
-$$ language plpgsql immutable;
+$$ language plpgsql immutable
+   set search_path = pg_catalog, pg_temp;

@@ -52,4 +52,5 @@ begin
                   hint = 'Drop it (or reconnect) and call qsplit.prepare_staging().';
     end if;
 end;
-$$ language plpgsql stable;
+$$ language plpgsql stable
+   set search_path = pg_catalog, pg_temp;

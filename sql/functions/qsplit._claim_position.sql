@@ -130,4 +130,5 @@ begin
     end if;
     return true;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

@@ -56,4 +56,5 @@ begin
     get diagnostics v_n = row_count;
     return v_n;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

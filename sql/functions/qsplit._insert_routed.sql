@@ -82,4 +82,5 @@ begin
     end loop;
     return;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

@@ -58,4 +58,5 @@ begin
     end if;
     perform qsplit._raise_lost_position(i_consumer, i_batch_id, i_prev_tick_id, i_cur_tick_id, i_last_tick, null);
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

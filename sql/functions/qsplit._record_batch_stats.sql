@@ -56,4 +56,5 @@ begin
                 last_batch_id = excluded.last_batch_id,
                 last_applied_at = excluded.last_applied_at;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+   set search_path = pg_catalog, pg_temp;

@@ -32,4 +32,5 @@ begin
     end if;
     return null;
 end;
-$$ language plpgsql immutable;
+$$ language plpgsql immutable
+   set search_path = pg_catalog, pg_temp;

@@ -149,4 +149,5 @@ begin
               current_setting('session_replication_role') <> 'replica',
               v_limit, i_create_pattern, i_create_fallback;
 end;
-$$ language plpgsql stable;
+$$ language plpgsql stable
+   set search_path = pg_catalog, pg_temp;
