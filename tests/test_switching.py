@@ -20,10 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 
-from helpers import DRIVER, EVENT_FIELDS, REPO, Cluster, drained, wait_for
+from helpers import DRIVER, REPO, Cluster, assert_exactly_once, drained, driver_env, produce, wait_for
 
 ORIGINAL = [sys.executable, str(REPO / "tests" / "original_splitter.py")]
 QUEUES = ("queue.a", "queue.b", "queue.c")
@@ -66,9 +65,8 @@ def _ini(cluster: Cluster) -> Path:
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QSPLIT_FAILPOINT", "ORIGINAL_FAILPOINT")}
-    env.update(extra or {})
-    return env
+    """The toolkit's driver environment, without the original's failpoint either."""
+    return driver_env(extra, base={k: v for k, v in os.environ.items() if k != "ORIGINAL_FAILPOINT"})
 
 
 def _original(cluster: Cluster, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -86,19 +84,10 @@ def _log(cluster: Cluster) -> str:
     return path.read_text() if path.exists() else ""
 
 
-_produced = 0
-
-
 def _produce(cluster: Cluster, batches: int, per_batch: int = 6) -> None:
-    """*batches* ticks' worth of events, round robin over QUEUES."""
-    global _produced
-    for _ in range(batches):
-        cluster.src_exec(
-            "select pgq.insert_event('singlequeue', 'ev', 'n=' || i, (array['queue.a','queue.b','queue.c'])[1 + i %% 3],"
-            " 'x2-' || i, null, 'x4')"
-            "  from generate_series(%s, %s) i", (_produced, _produced + per_batch - 1))
-        _produced += per_batch
-        cluster.tick()
+    """*batches* ticks' worth of events, round robin over QUEUES, numbered
+    on from the events the source queue has."""
+    produce(cluster, QUEUES, per_batch, batches, start=len(cluster.source_events()))
 
 
 def _drained(cluster: Cluster) -> bool:
@@ -107,12 +96,7 @@ def _drained(cluster: Cluster) -> bool:
 
 
 def _assert_exact(cluster: Cluster) -> None:
-    source = cluster.source_events()
-    for q in QUEUES:
-        want = [row[1:] for row in source if row[1 + EVENT_FIELDS.index("ev_extra1")] == q]
-        got = cluster.target_events(q)
-        assert got == want, f"{q}: {len(got)} events on the target, {len(want)} on the source\n{_log(cluster)}"
-    assert sum(len(cluster.target_events(q)) for q in QUEUES) == len(source) > 0
+    assert assert_exactly_once(cluster, QUEUES) == len(cluster.source_events()) > 0, _log(cluster)
 
 
 def _run_phase(cluster: Cluster, tool: str, stop: str) -> None:
@@ -269,13 +253,13 @@ def test_switching_back_as_the_operations_doc_says(switching):
     assert [s[0] for s in steps] == ["qsplit-driver", "queue_splitter.py", "queue_splitter.py", "qsplit-driver"]
     pidfile = c.workdir / "pid" / f"{CONSUMER}.pid"
     # qsplit runs first (it took over from the original registered above)
-    assert subprocess.run(DRIVER + ["-d", ini], cwd=c.workdir, env=_env(), timeout=60).returncode == 0
+    assert c.run_driver("-d", ini, timeout=60).returncode == 0
     for _ in range(2):
         for step in steps:
             args = [ini if a == "/etc/qsplit/my.ini" else a for a in step[1:]]
             _produce(c, 2)  # while a tool runs, or between the two
             if "-s" in args:
-                wait_for(lambda: _drained(c), timeout=60, what=f"the running tool to drain the queue")
+                wait_for(lambda: _drained(c), timeout=60, what="the running tool to drain the queue")
             result = subprocess.run(tools[step[0]] + args, cwd=c.workdir, env=_env(), timeout=60,
                                     capture_output=True, text=True)
             assert result.returncode == 0, (step, result.stderr, _log(c))
@@ -285,7 +269,7 @@ def test_switching_back_as_the_operations_doc_says(switching):
                 wait_for(lambda: pidfile.exists(), timeout=30, what=f"{step[0]} to start")
     _produce(c, 1)
     wait_for(lambda: _drained(c), timeout=60, what="the last tool to drain the queue")
-    assert subprocess.run(DRIVER + ["-s", ini], cwd=c.workdir, env=_env(), timeout=60).returncode == 0
+    assert c.run_driver("-s", ini, timeout=60).returncode == 0
     wait_for(lambda: not pidfile.exists(), timeout=30, what="qsplit to stop")
     _assert_exact(c)
     log = _log(c)
