@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="qsplit-bench-") as tmp:
             workdir = Path(tmp)
             (workdir / "log").mkdir()
-            contexts = {mode: Context(server, dst, args.src_db, args.dst_db, workdir, mode)
+            pids = {srv: srv.postmaster_pid() for srv in targets.values()}
+            contexts = {mode: Context(server, dst, args.src_db, args.dst_db, workdir, mode,
+                                      tuple(p for p in (pids[server], pids[dst]) if p is not None))
                         for mode, dst in targets.items() if mode in args.modes}
             runs = run_all(contexts, sizes, args)
         summary = report.summarize(runs, sizes.batch_sizes, LOOP_DELAY * 1000)

@@ -87,6 +87,11 @@ def summarize(runs: dict[str, dict[str, list[dict]]], batch_sizes, loop_delay_ms
                 "qsplit_seq": seq["events_per_s"] if seq else None,
                 "qsplit_seq_x_original": statistics.median(seq_x_o) if seq_x_o else None,
                 "original": o["events_per_s"] if o else None,
+                # CPU microseconds per event (bench + servers), medians
+                "cpu_us_per_event": {k: m[n]["cpu_us_per_event"]
+                                     for k, n in (("limit", "limit"), ("qsplit", f"qsplit_{bs}"),
+                                                  ("qsplit_seq", f"qsplit_seq_{bs}"), ("original", f"original_{bs}"))
+                                     if "cpu_us_per_event" in m.get(n, {})},
                 "qsplit_x_limit": statistics.median(x_l) if x_l else None,
                 "qsplit_x_original": statistics.median(x_o) if x_o else None,
                 "qsplit_x_limit_runs": x_l,
@@ -117,6 +122,10 @@ def summarize(runs: dict[str, dict[str, list[dict]]], batch_sizes, loop_delay_ms
 
 def _eps(value) -> str:
     return "" if value is None else f"{value:,.0f}"
+
+
+def _us(value) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def _x(value) -> str:
@@ -158,6 +167,21 @@ def table(summary: dict, sizes: dict) -> str:
                      f"{lt['commit_to_visible_p50_ms']:.1f} / {lt['commit_to_visible_p99_ms']:.1f} ms |")
     if extra:
         lines += ["", "| one server | size | result |", "|---|---:|---|"] + extra
+    cpu_rows = []
+    for mode, m in summary["modes"].items():
+        for row in m["by_batch_size"]:
+            c = row.get("cpu_us_per_event") or {}
+            if not c:
+                continue
+            ceiling = c["limit"] / c["qsplit"] if c.get("limit") and c.get("qsplit") else None
+            cpu_rows.append(
+                f"| {MODE_LABELS.get(mode, mode)} | {row['batch_size']:,} | {_us(c.get('limit'))} | {_us(c.get('qsplit'))} | "
+                f"{_us(c.get('qsplit_seq'))} | {_us(c.get('original'))} | {_x(ceiling)} |")
+    if cpu_rows:
+        lines += ["", "CPU per event (µs, the bench process and its children + the servers' processes): on a machine "
+                  "whose cores are all busy, qsplit / L cannot pass L's CPU per event / qsplit's.",
+                  "", "| servers | events/batch | L | qsplit | qsplit read_ahead=0 | original | CPU ceiling of qsplit / L |",
+                  "|---|---:|---:|---:|---:|---:|---:|"] + cpu_rows
     lines += ["", "qsplit: read_ahead = 1 (batches overlap; docs/read-ahead.md); read_ahead = 0 is the default loop.",
               "", "| target | measured | goal | met |", "|---|---:|---|---|"]
     for t in summary["targets"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg2
 
 import original
+from cpu import CpuMeter
 from phases import PhaseTimer
 from qsplit.config import load
 from qsplit.splitter import Splitter
@@ -49,6 +50,10 @@ class Context:
     dst_db: str
     workdir: Path
     mode: str = "one"
+    postmasters: tuple[int, ...] = ()  # this mode's local servers, for the CPU meter
+
+    def cpu_meter(self) -> CpuMeter:
+        return CpuMeter(list(self.postmasters))
 
     @property
     def src_dsn(self) -> str:
@@ -102,6 +107,8 @@ def limit(ctx: Context, queue: SourceQueue) -> dict:
     out_cmd = psql + ["-d", ctx.src_dsn, "-c", f"copy (select {EVENT_COLUMNS} from {src_table}) to stdout"]
     in_cmd = psql + ["-d", ctx.dst_dsn, "-c", f"copy {dst_table} ({EVENT_COLUMNS}) from stdin"]
     ctx.checkpoint()
+    meter = ctx.cpu_meter()
+    meter.start()
     started = time.perf_counter()
     out = subprocess.Popen(out_cmd, stdout=subprocess.PIPE)
     into = subprocess.Popen(in_cmd, stdin=out.stdout)
@@ -110,8 +117,10 @@ def limit(ctx: Context, queue: SourceQueue) -> dict:
     if into.wait() != 0 or out.wait() != 0:
         raise BenchError("the psql COPY pipe failed")
     elapsed = time.perf_counter() - started
+    cpu = meter.stop()
     _check_arrived(ctx, queue.n_events, names)
-    return {"events": queue.n_events, "seconds": elapsed, "events_per_s": queue.n_events / elapsed}
+    return {"events": queue.n_events, "seconds": elapsed, "events_per_s": queue.n_events / elapsed,
+            **_cpu_figures(cpu, queue.n_events)}
 
 
 # qsplit through the Splitter loop, in this process ---------------------------
@@ -131,9 +140,12 @@ def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool =
     if phases:
         timer.attach(splitter)
     ctx.checkpoint()
+    meter = ctx.cpu_meter()
+    meter.start()
     started = time.perf_counter()
     rc = splitter.run(once=True)
     elapsed = time.perf_counter() - started
+    cpu = meter.stop()
     if rc != 0:
         raise BenchError(f"Splitter.run returned {rc}; see {ctx.workdir / 'log'}")
     _check_arrived(ctx, queue.n_events, names)
@@ -142,6 +154,7 @@ def splitter_run(ctx: Context, queue: SourceQueue, consumer: str, phases: bool =
         "batches": queue.n_batches,
         "seconds": elapsed,
         "events_per_s": queue.n_events / elapsed,
+        **_cpu_figures(cpu, queue.n_events),
         **({"phases_s": timer.figures()} if phases else {}),
     }
 
@@ -160,15 +173,26 @@ def original_run(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
     try:
         peer.connect()
         ctx.checkpoint()
+        meter = ctx.cpu_meter()
+        meter.start()
         started = time.perf_counter()
         batches = peer.run()
         elapsed = time.perf_counter() - started
     finally:
         peer.close()
+    cpu = meter.stop()
     if batches != queue.n_batches:
         raise BenchError(f"the original moved {batches} batches of {queue.n_batches}; see {ctx.workdir / 'log'}")
     _check_arrived(ctx, queue.n_events, names)
-    return {"events": queue.n_events, "batches": batches, "seconds": elapsed, "events_per_s": queue.n_events / elapsed}
+    return {"events": queue.n_events, "batches": batches, "seconds": elapsed, "events_per_s": queue.n_events / elapsed,
+            **_cpu_figures(cpu, queue.n_events)}
+
+
+def _cpu_figures(cpu: dict[str, float], events: int) -> dict[str, float]:
+    """The CPU meter's seconds, and per event in microseconds (client:
+    this process and its children; server: the PostgreSQL servers)."""
+    return {**cpu, "cpu_us_per_event": cpu["cpu_s"] / events * 1e6,
+            "cpu_client_us_per_event": cpu["cpu_client_s"] / events * 1e6}
 
 
 # one big batch through the console script ------------------------------------

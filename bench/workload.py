@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
@@ -69,6 +70,15 @@ class Server:
 
     def drop_database(self, dbname: str) -> None:
         self.execute("postgres", sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
+
+    def postmaster_pid(self) -> int | None:
+        """The server's postmaster pid when it runs on this machine and its
+        data directory is readable here (for the CPU meter), else None."""
+        (data_dir,) = self.execute("postgres", "select current_setting('data_directory')")[0]
+        try:
+            return int((Path(data_dir) / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
 
     def checkpoint(self) -> None:
         """Flush dirty buffers now, so no checkpoint lands inside a timing."""

@@ -103,6 +103,24 @@ def test_pgq_ext_of_another_role_is_never_read_as_definer(cluster, how):
     assert c.dst_exec("select count(*) from qsplit.consumer") == [(0,)]
 
 
+@pytest.mark.parametrize("how", ["view", "table_cast"])
+def test_pgq_ext_of_another_role_is_never_read_by_apply_batch(cluster, how):
+    """apply_batch keeps pgq_ext in step for switching with queue_splitter:
+    the same look-alikes planted after the consumer started are refused there
+    too (QS012), nothing is applied, and nobody became a superuser."""
+    c = cluster
+    ini = setup_source(c, c.write_ini(), ["a"])
+    produce(c, ["a"])
+    run_ok(c, ini)
+    attacker = cluster_role(f"{PREFIX}_sec_attacker", "qsplit_writer")
+    _plant_pgq_ext(c, attacker, how)
+    produce(c, ["a"])
+    result = c.run_driver("--once", str(ini))
+    assert not is_superuser(c, attacker)
+    assert result.returncode == 1 and "QS012" in c.log_text()
+    assert len(c.target_events("a")) == 1
+
+
 def test_pgq_ext_of_trusted_owner_is_still_taken_over(cluster):
     """The rule does not break the genuine case: pgq_ext made by the DBA."""
     c = cluster

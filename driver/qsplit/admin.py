@@ -15,6 +15,7 @@ import psycopg2.extensions
 
 from . import db
 from .config import Config
+from .readahead import read_ahead_name
 
 
 
@@ -55,12 +56,20 @@ def register(cfg: Config) -> str:
 
 
 def unregister(cfg: Config) -> str:
+    ahead = read_ahead_name(cfg.consumer_name)
     with _connection(cfg, cfg.src_db) as src:
         gone = _one(src, "select pgq.unregister_consumer(%s, %s)", (cfg.queue_name, cfg.consumer_name))
+        # read_ahead's consumer too, whatever the ini says now: left behind
+        # it would keep the queue's events
+        ahead_gone = _one(src, "select pgq.unregister_consumer(s.queue_name, s.consumer_name)"
+                               "  from pgq.get_consumer_info(%s) s where s.consumer_name = %s",
+                          (cfg.queue_name, ahead))
     with _connection(cfg, cfg.dst_db) as dst:
         old = _one(dst, "select qsplit.reset_position(%s)", (cfg.consumer_name,))
     head = (f"unregistered consumer {cfg.consumer_name!r} from source queue {cfg.queue_name!r}" if gone
             else f"consumer {cfg.consumer_name!r} was not registered on source queue {cfg.queue_name!r}")
+    if ahead_gone:
+        head += f" (and its read-ahead consumer {ahead!r})"
     return head + f"; target position cleared (was {_tick(old)})"
 
 

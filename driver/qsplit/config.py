@@ -98,10 +98,11 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("job_name", "text", None,
         "Name in log lines and the default consumer name. Default: the ini file's name without .ini."),
-    Key("src_db", "dsn", None, "libpq connection string of the source database (the one with the queue).",
+    Key("src_db", "dsn", None, "libpq connection string of the source database (the one with the queue). Read "
+        "literally: no %(...)s interpolation, a % in a password is written as is; never shown in a message.",
         required=True, sample="dbname=sourcedb host=oltp.example.com"),
     Key("dst_db", "dsn", None, "libpq connection string of the target database (the one with the target queues "
-        "and the qsplit schema).", required=True, sample="dbname=batchdb host=batch.example.com"),
+        "and the qsplit schema). Read literally, as src_db.", required=True, sample="dbname=batchdb host=batch.example.com"),
     Key("pgq_queue_name", "text", None, "Source queue to split.", aliases=("queue_name",), required=True,
         sample="source_queue"),
     Key("pgq_consumer_id", "text", None, "Consumer name on the source queue and position name on the target. "

@@ -213,13 +213,19 @@ class Staged:
 
 
 class OutOfStep(Exception):
-    """The target refused a read-ahead batch with QS001: its position is not
+    """The target refused read-ahead *batch* with QS001: its position is not
     the batch's start.  *error* is what to raise when a sync does not help
     (the position really is lost)."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, batch: Batch, error: BaseException) -> None:
         super().__init__(str(error))
+        self.batch = batch
         self.error = error
+
+
+# syncs in a row after which a driver that keeps finding the target ahead
+# of its batches gives up (other drivers on the consumer are that fast)
+BEHIND_SYNCS = 100
 
 
 class Pipeline:
@@ -298,22 +304,34 @@ class Pipeline:
 
     def process(self):
         """Apply the next batch (reading the one after it meanwhile); its
-        stats, or None when there was no batch."""
-        try:
-            return self._process()
-        except OutOfStep:
-            # read too far ahead (another driver on this consumer moved the
-            # read-ahead consumer, or ours ran past a batch another driver
-            # has not committed yet): read again from the target's position;
-            # a second refusal straight after is a real lost position
-            self._rollback_targets()
-            before, now = self.sync()
-            log.info("read-ahead consumer %r out of step with the target: reading again from tick %s",
-                     self.source.ahead, now)
+        stats, or None when there was no batch.
+
+        QS001 on a read-ahead batch: when the target is past the batch's
+        start, other drivers on this consumer applied it (or more): sync and
+        read on from the target's position.  When the target is behind the
+        batch (a driver read past a batch another one has not committed
+        yet), sync once; a second refusal straight after is a real lost
+        position and raised as without read-ahead."""
+        behind_syncs = 0
+        retried_ahead = False
+        while True:
             try:
                 return self._process()
-            except OutOfStep as again:
-                raise again.error from None
+            except OutOfStep as exc:
+                self._rollback_targets()
+                target_tick, _ = self._position()
+                behind = target_tick is not None and target_tick > exc.batch.prev_tick_id
+                if behind and behind_syncs < BEHIND_SYNCS:
+                    behind_syncs += 1
+                elif not behind and not retried_ahead:
+                    retried_ahead = True
+                else:
+                    raise exc.error from None
+                _, now = self.sync()
+                log.info("read-ahead batch %d (ticks %d..%d) out of step with the target (at tick %s, %s): "
+                         "reading again from tick %s", exc.batch.batch_id, exc.batch.prev_tick_id,
+                         exc.batch.cur_tick_id, target_tick,
+                         "another driver on the consumer applied it" if behind else "ahead of it", now)
 
     def _rollback_targets(self) -> None:
         for t in self.targets:

@@ -287,7 +287,7 @@ class Splitter:
         except psycopg2.Error as exc:
             error = _batch_error(exc)
             if exc.pgcode == "QS001":
-                raise OutOfStep(error or exc) from exc
+                raise OutOfStep(batch, error or exc) from exc
             if error is not None:
                 raise error from exc
             raise
