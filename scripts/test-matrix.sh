@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The version matrix (make test-matrix, .ci/run): the tests marked `matrix`
 # on every supported PostgreSQL major but the default server's (which runs
-# the whole suite in `make test`), then on mixed pairs: source on the oldest
-# major and target on the newest, and the reverse.  Servers come from
-# scripts/pg-matrix.sh, one per major.
+# the whole suite in `make test`), then those marked `mixed` (and using a
+# source) on mixed pairs: source on the oldest major and target on the
+# newest, and the reverse.  Servers come from scripts/pg-matrix.sh, one per
+# major.
 #
-#   PG_MATRIX_MAJORS  majors to run alone   (default: the supported ones but the default server's)
+#   PG_MATRIX_MAJORS  majors to run alone   (default: the supported ones but the default server's;
+#                     none: only the mixed pairs)
 #   PG_MATRIX_MIXED   0 = skip the mixed pairs (default 1)
 #   PG_MATRIX_JOBS    majors tested at once, each on its own server (default 2)
 #   PYTEST_ARGS       more pytest arguments for every part
@@ -41,9 +43,11 @@ run_part() {  # NAME SRC_PORT DST_PORT BIN_DIR MARK
     local name=$1 src=$2 dst=$3 bin=$4 mark=$5 start=$SECONDS rc
     {
         echo "=== test-matrix: $name (source port $src, target port $dst, -m '$mark')"
-        # the server's own client programs (pg_dump refuses a newer server)
+        # the server's own client programs (pg_dump refuses a newer server);
+        # the matrix's servers are its own: templates an interrupted run left
+        # behind are dropped (--postgresql-drop-test-database)
         PATH="$bin:$PATH" PGPORT="$dst" PGPORT_SRC="$src" PGPORT_DST="$dst" \
-            $PYTEST -q -p no:cacheprovider -m "$mark" ${PYTEST_ARGS:-} </dev/null
+            $PYTEST -q -p no:cacheprovider -m "$mark" --postgresql-drop-test-database ${PYTEST_ARGS:-} </dev/null
     } >"$work/$name.log" 2>&1
     rc=$?
     printf '%-30s %5s s  %s\n' "$name" $((SECONDS - start)) \
@@ -59,13 +63,14 @@ finish() {  # PID NAME: wait for a part, show its output and summary
     summary+=("$(cat "$work/$2.sum")")
 }
 
+[ "$PG_MATRIX_MAJORS" = none ] && PG_MATRIX_MAJORS=
 t0=$SECONDS
 start=$SECONDS
 # shellcheck disable=SC2086
-if ! $MATRIX provision $PG_MATRIX_MAJORS >/dev/null; then
+if [ -n "$PG_MATRIX_MAJORS" ] && ! $MATRIX provision $PG_MATRIX_MAJORS >/dev/null; then
     echo "test-matrix: provisioning PostgreSQL $PG_MATRIX_MAJORS failed" >&2; exit 1
 fi
-summary+=("$(printf '%-30s %5s s' "provision $PG_MATRIX_MAJORS" $((SECONDS - start)))")
+[ -z "$PG_MATRIX_MAJORS" ] || summary+=("$(printf '%-30s %5s s' "provision $PG_MATRIX_MAJORS" $((SECONDS - start)))")
 
 # the majors, JOBS at a time: each pytest has its own server, so runs at
 # once touch nothing of each other (the fault tests restart their server)
@@ -90,9 +95,10 @@ if [ "${PG_MATRIX_MIXED:-1}" != 0 ]; then
         # only the tests that have a source say anything about a pair; one
         # pair at a time (the restart test restarts a server both would use)
         newest_bin=$($MATRIX bindir "$NEWEST")
-        run_part "source $OLDEST, target $NEWEST" "$old_port" "$new_port" "$newest_bin" "$MARK and uses_source" &
+        mixed="mixed and uses_source and not slow"
+        run_part "source $OLDEST, target $NEWEST" "$old_port" "$new_port" "$newest_bin" "$mixed" &
         finish $! "source $OLDEST, target $NEWEST"
-        run_part "source $NEWEST, target $OLDEST" "$new_port" "$old_port" "$newest_bin" "$MARK and uses_source" &
+        run_part "source $NEWEST, target $OLDEST" "$new_port" "$old_port" "$newest_bin" "$mixed" &
         finish $! "source $NEWEST, target $OLDEST"
     else
         summary+=("provision $OLDEST and $NEWEST FAILED"); failed=1
@@ -100,6 +106,11 @@ if [ "${PG_MATRIX_MIXED:-1}" != 0 ]; then
 fi
 $MATRIX stop all
 
+# a matrix that ran nothing must not pass
+if [ "$(ls "$work"/*.sum 2>/dev/null | wc -l)" = 0 ]; then
+    echo "test-matrix: no test part ran (PG_MATRIX_MAJORS='$PG_MATRIX_MAJORS', PG_MATRIX_MIXED=${PG_MATRIX_MIXED:-1})" >&2
+    failed=1
+fi
 echo "=== test-matrix: timings"
 printf '%s\n' "${summary[@]}"
 printf '%-30s %5s s  %s\n' "total" $((SECONDS - t0)) "$([ $failed = 0 ] && echo "all passed" || echo FAILED)"

@@ -58,6 +58,7 @@
 \ir functions/qsplit.take_over_position.sql
 \ir functions/qsplit.reset_position.sql
 \ir functions/qsplit.rewind_tick.sql
+\ir functions/qsplit.pgq_ext_state.sql
 \ir functions/qsplit.set_consumer_owner.sql
 
 -- Group: Routing rules and dead letters (DBA API)

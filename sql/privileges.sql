@@ -21,6 +21,7 @@ grant execute on function
     qsplit.take_over_position(text),
     qsplit.reset_position(text),
     qsplit.rewind_tick(text),
+    qsplit.pgq_ext_state(text),
     qsplit.apply_batch(text, bigint, bigint, bigint, text, text, text, text, timestamptz, timestamptz,
                        integer, text, text)
   to qsplit_writer;

@@ -10,8 +10,9 @@ import pytest
 
 from helpers import Driver, assert_exactly_once, open_batches, produce, wait_for
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 QUEUES = ["a", "b"]
 

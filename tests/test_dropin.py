@@ -19,6 +19,9 @@ from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for
 
 from qsplit.config import ConfigError, load, parse_overrides
 
+# also run on every other supported PostgreSQL major (make test-matrix)
+pytestmark = pytest.mark.matrix
+
 # what monitoring written for the original matches (issue 12, section 3)
 COUNT_RULE = re.compile(r"INFO \{count: (\d+), duration:")
 STATS_RULE = re.compile(r"\{count: (\d+), duration: (\d+(?:\.\d+)?)(, idle: (\d+(?:\.\d+)?))?\}$")

@@ -33,8 +33,9 @@ from helpers import (
 )
 from qsplit.failpoints import POINTS
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 TARGETS = ["fault.a", "fault.b", "fault.c", "fault.d"]
 SKIPPED = "skipped, already applied on the target"

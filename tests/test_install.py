@@ -11,7 +11,7 @@ import pytest
 
 from helpers import REPO, make_install_sql, schema_dump
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+# also run on every other supported PostgreSQL major (make test-matrix)
 pytestmark = pytest.mark.matrix
 
 

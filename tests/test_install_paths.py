@@ -15,7 +15,7 @@ import pytest
 from helpers import install_paths, install_via, make_install_sql, run_sql, schema_dump, scratch_db
 from qsplit import install
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+# also run on every other supported PostgreSQL major (make test-matrix)
 pytestmark = pytest.mark.matrix
 
 PATHS = install_paths()

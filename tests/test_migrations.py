@@ -17,7 +17,7 @@ from helpers import (REPO, apply_offline_script, offline_script, run_psql_script
                      upgrade_starts)
 from qsplit import install
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
+# also run on every other supported PostgreSQL major (make test-matrix)
 pytestmark = pytest.mark.matrix
 
 VERSIONS = REPO / "migrations" / "versions"

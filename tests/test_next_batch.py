@@ -13,8 +13,9 @@ from helpers import wait_for
 from qsplit.source import NEXT_BATCH_LOCK, Source
 from qsplit.target import Target
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 
 def test_concurrent_next_batch_waits_and_gets_the_same_batch(cluster):

@@ -11,8 +11,9 @@ import pytest
 from helpers import (CONSUMER, DST_DRIVER_ROLE, PREFIX, SRC_DRIVER_ROLE, cluster_role, dsn_as, install_qsplit, produce,
                      run_ok, setup_source, source_by_route)
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 
 def refused(conn, sql: str, args=None) -> str:

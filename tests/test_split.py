@@ -7,8 +7,9 @@ import pytest
 
 from helpers import REPO as REPO_ROOT, assert_exactly_once, produce, setup_source
 
-# also run on every other supported PostgreSQL major and on mixed pairs (make test-matrix)
-pytestmark = pytest.mark.matrix
+# also run on every other supported PostgreSQL major, and with source and
+# target on the oldest and the newest (make test-matrix)
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
 
 
 def read_through_consumer(cluster, queue: str, consumer: str = "reader") -> list[tuple]:

@@ -294,3 +294,31 @@ def test_switching_back_as_the_operations_doc_says(switching):
     stats = re.compile(r"^\S+ \S+ (\d+) INFO \{count: \d+, duration: \d+\.\d+(, idle: \d+\.\d+)?\}$")
     writers = {m.group(1) for m in map(stats.match, log.splitlines()) if m}
     assert len(writers) >= 5, log  # three qsplit runs, two of the original
+
+
+def test_consumer_name_mismatch_with_pgq_ext_is_a_warning(switching):
+    """The original ran as 'switch_splitter' from [queue_splitter3]; a file
+    whose [qsplit] section names another consumer starts (a new consumer),
+    but says that pgq_ext holds no position for it and names the file's
+    other consumer."""
+    c = switching
+    _produce(c, 1)
+    proc = _original(c, str(_ini(c)))
+    wait_for(lambda: _drained(c), timeout=60, what="the original to drain")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    ini = _ini(c)
+    other = c.workdir / "other.ini"
+    other.write_text(ini.read_text() + "[qsplit]\npgq_consumer_id = renamed\n"
+                     + "".join(line + "\n" for line in ini.read_text().splitlines()[1:]
+                               if not line.startswith("job_name")))
+    proc = _qsplit(c, "--once", str(other))
+    assert proc.wait(timeout=60) == 0
+    log = (c.workdir / "log" / "other.log").read_text()
+    assert "section [qsplit], consumer 'renamed'; [queue_splitter3] (consumer 'switch_splitter') is not used" in log
+    warning = next(line for line in log.splitlines() if " WARNING " in line and "pgq_ext" in line)
+    assert "no position for this consumer" in warning and "'switch_splitter'" in warning, warning
+    # the right name: no warning
+    proc = _qsplit(c, "--once", str(ini))
+    assert proc.wait(timeout=60) == 0
+    assert "no position for this consumer" not in _log(c)

@@ -123,6 +123,7 @@ class Splitter:
         self.target2: Target | None = None
         self.pipeline: Pipeline | None = None
         self.connected_at = 0.0
+        self._pgq_ext_checked = False  # the consumer-name check runs on the first connection only
         self.log_statements = False  # -vv: every statement at DEBUG
         self._last_batch_end = time.monotonic()
 
@@ -154,6 +155,9 @@ class Splitter:
         if taken is not None:
             log.info("consumer %r: took over position tick %d from pgq_ext.completed_tick (queue_splitter's)",
                      cfg.consumer_name, taken)
+        elif not self._pgq_ext_checked:
+            self._warn_consumer_mismatch()
+        self._pgq_ext_checked = True
         registered = self.source.register()
         self.source.commit()
         if registered:
@@ -182,6 +186,26 @@ class Splitter:
                      " the source heard of it)", cfg.consumer_name, before, now)
         log.info("read_ahead: consumer %r reads ahead from tick %s for consumer %r",
                  ahead.ahead, now, cfg.consumer_name)
+
+    def _warn_consumer_mismatch(self) -> None:
+        """Once per run: the target has queue_splitter's pgq_ext table but
+        neither its row nor a qsplit position for this consumer, which is
+        what an ini file naming another consumer than the one the original
+        ran under looks like (e.g. its other section): its batches would be
+        applied again."""
+        assert self.target is not None
+        cfg = self.config
+        has_table, ext_tick, own_tick = self.target.pgq_ext_state(cfg.consumer_name)
+        if not has_table or ext_tick is not None or own_tick is not None:
+            return
+        others = {c for c in cfg.other_sections.values() if c and c != cfg.consumer_name}
+        hint = (f"; the file's other section(s) name {', '.join(repr(c) for c in sorted(others))}" if others else "")
+        log.warning(
+            "consumer %r (section [%s] of %s): the target has queue_splitter's pgq_ext.completed_tick but no "
+            "position for this consumer%s. If queue_splitter ran on this target under another consumer name, "
+            "stop and set pgq_consumer_id to that name, or the batches it applied are applied again",
+            cfg.consumer_name, cfg.section, cfg.path, hint,
+        )
 
     def cancel(self) -> None:
         """Cancel the statements in progress on every connection (called from

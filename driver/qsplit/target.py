@@ -90,6 +90,16 @@ class Target:
             )
             return [QueueResult(*row) for row in cur.fetchall()]
 
+    def pgq_ext_state(self, consumer_name: str) -> tuple[bool, int | None, int | None]:
+        """(the target has pgq_ext.completed_tick, the consumer's tick
+        there, qsplit's position); commits."""
+        with self.conn.cursor() as cur:
+            cur.execute("select s.has_pgq_ext, s.ext_tick, s.qsplit_tick from qsplit.pgq_ext_state(%s) s",
+                        (consumer_name,))
+            has_table, ext_tick, own_tick = cur.fetchone()
+        self.conn.commit()
+        return bool(has_table), ext_tick, own_tick
+
     def take_notices(self) -> list[str]:
         """The NOTICEs the server sent since the last call (apply_batch says
         so when it took queue_splitter's position from pgq_ext), without
