@@ -97,6 +97,9 @@ def test_metrics_equal_what_the_target_received_and_survive_reloads(queues):
     c = queues
     port = free_port()
     ini = c.write_ini(metrics_port=str(port), loop_delay="0.05")
+    # registered first: the server answers before the driver's first connect,
+    # and events produced before the consumer exists are not its
+    register(c, ini)
     with_driver = Driver(c, str(ini))
     try:
         # (never probe by binding the port: the driver may be binding it just then)
