@@ -914,6 +914,30 @@ def test_percent_in_connection_string_is_literal_and_never_echoed(cluster):
         assert "et-tail" not in text and "password" not in text
 
 
+def test_connection_string_written_for_queue_splitter_reads_as_it_did(cluster):
+    """A queue_splitter ini works unchanged: its connection strings
+    interpolate as the original reads them (%% is one %, %(job_name)s
+    expands), with no warning; only a value the original could not read at
+    all (test above) is taken as written, with a warning naming the key."""
+    from qsplit.config import load
+
+    c = cluster
+    written = f"{c.driver_src_dsn} password=a%%b application_name=%(job_name)s_src"
+    ini = c.write_ini(src_db=written)
+    cfg = load(ini)
+    assert cfg.src_db == f"{c.driver_src_dsn} password=a%b application_name={cfg.job_name}_src"
+    assert not [w for w in cfg.warnings if "src_db" in w], cfg.warnings
+    lone = load(c.write_ini("lone.ini", src_db=f"{c.driver_src_dsn} password={SECRET}"))
+    assert lone.src_db == f"{c.driver_src_dsn} password={SECRET}"
+    assert [w for w in lone.warnings if "src_db" in w and "et-tail" not in w], lone.warnings
+    # the interpolated string is the one libpq gets
+    setup_source(c, ini, ["a"])
+    produce(c, ["a"])
+    run = c.run_driver("--once", str(ini))
+    assert run.returncode == 0, run.stderr + c.log_text()
+    assert len(c.target_events("a")) == 1
+
+
 def test_connection_string_never_echoed_on_bad_config(tmp_path):
     """Whatever is wrong with the file, no message shows a connection
     string's value."""

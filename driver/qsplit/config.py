@@ -7,8 +7,11 @@ the one the running original reads wins (``[qsplit]`` before all).
 ``%(name)s`` interpolation with the names skytools' Config defines
 (``job_name``, ``service_name`` = the section, ``host_name``,
 ``config_dir``, ``config_file``), or ``${name}`` with ``config_format = 2``,
-in every key but the connection strings ``src_db`` / ``dst_db``, which are
-read literally (a password may hold ``%`` or ``$``); ``~`` in paths; the 3.x aliases ``queue_name`` / ``consumer_name``.
+in every key.  The connection strings ``src_db`` / ``dst_db`` interpolate as
+in the original (``%%`` is one ``%``) when they can; one the original could not
+read at all (a lone ``%``, as in a password ``a%3&b``) is taken as written
+instead of refused, and no other key can pull them in; ``~`` in paths; the 3.x
+aliases ``queue_name`` / ``consumer_name``.
 Relative paths are resolved once, against the directory the driver started
 in (a reload in daemon mode, which runs in ``/``, keeps them there).
 
@@ -98,11 +101,12 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("job_name", "text", None,
         "Name in log lines and the default consumer name. Default: the ini file's name without .ini."),
-    Key("src_db", "dsn", None, "libpq connection string of the source database (the one with the queue). Read "
-        "literally: no %(...)s interpolation, a % in a password is written as is; never shown in a message.",
+    Key("src_db", "dsn", None, "libpq connection string of the source database (the one with the queue). "
+        "Interpolated as by queue_splitter (%% for %); a value that does not interpolate (a lone % in a password) "
+        "is taken as written; never shown in a message.",
         required=True, sample="dbname=sourcedb host=oltp.example.com"),
     Key("dst_db", "dsn", None, "libpq connection string of the target database (the one with the target queues "
-        "and the qsplit schema). Read literally, as src_db.", required=True, sample="dbname=batchdb host=batch.example.com"),
+        "and the qsplit schema). Read as src_db.", required=True, sample="dbname=batchdb host=batch.example.com"),
     Key("pgq_queue_name", "text", None, "Source queue to split.", aliases=("queue_name",), required=True,
         sample="source_queue"),
     Key("pgq_consumer_id", "text", None, "Consumer name on the source queue and position name on the target. "
@@ -221,7 +225,8 @@ KEYS: tuple[Key, ...] = (
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
-# keys read literally: no %(...)s / ${...} interpolation, never shown in a message
+# connection strings: interpolated as the original does when they can be,
+# else taken as written; no other key can pull them in; never shown in a message
 LITERAL_KEYS = tuple(k.name for k in KEYS if k.kind == "dsn")
 ALIASES: dict[str, str] = {a: k.name for k in KEYS for a in k.aliases}
 
@@ -398,13 +403,11 @@ def load(path: str | os.PathLike[str], overrides: dict[str, str] | None = None,
     for policy in ("on_unknown_queue", "on_null_queue"):
         if values[policy] == "default" and not values["default_queue"]:
             raise ConfigError(f"{path}: [{section}] {policy} = default needs default_queue to be set")
-    for key in LITERAL_KEYS:
-        marks = ("${", "$$") if extended else ("%(", "%%")
-        if any(m in str(values[key]) for m in marks):
-            # named, never shown: the value may hold a password
-            warnings.append(f"{path}: [{section}] {key} is read literally, without {'${...}' if extended else '%(...)s'} "
-                            f"interpolation, and contains {' or '.join(marks)}: if it was written for queue_splitter's "
-                            f"interpolation, write a single {'$' if extended else '%'} where it means one")
+    for key in reader.taken_as_written:
+        # named, never shown: the value may hold a password
+        sign = "$" if extended else "%"
+        warnings.append(f"{path}: [{section}] {key} holds a {sign} that does not interpolate (queue_splitter "
+                        f"would refuse the file): taken as written, every {sign} literal")
     if values["use_skylog"]:
         warnings.append(f"{path}: [{section}] use_skylog is not supported and is ignored; "
                         "the log goes to logfile (or stderr)")
@@ -451,16 +454,29 @@ class _Reader:
         self._path = path
         self._base_dir = base_dir
         self._literal_overrides = literal_overrides or {}
+        # connection strings that could not be interpolated, so were taken as written
+        self.taken_as_written: list[str] = []
 
     def _where(self, key: str) -> str:
         return f"{self._path}: [{self._section}] {key}"
+
+    def _connection_string(self, key: str) -> str | None:
+        """src_db / dst_db as the original reads them (``%%`` is one ``%``,
+        ``%(job_name)s`` expands), so its ini works unchanged; a value the
+        original could not read at all (a lone ``%`` in a password) is taken
+        as written rather than refused, and its text is never quoted."""
+        try:
+            return self._parser.get(self._section, key, fallback=None)
+        except configparser.InterpolationError:
+            self.taken_as_written.append(key)
+            return self._parser.get(self._section, key, raw=True, fallback=None)
 
     def _raw(self, key: str) -> str | None:
         try:
             if key in LITERAL_KEYS:
                 value = self._literal_overrides.get(key)
                 if value is None:
-                    value = self._parser.get(self._section, key, raw=True, fallback=None)
+                    value = self._connection_string(key)
             else:
                 value = self._parser.get(self._section, key, fallback=None)
         except configparser.InterpolationError as exc:
