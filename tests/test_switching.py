@@ -24,6 +24,9 @@ import pytest
 
 from helpers import DRIVER, REPO, Cluster, assert_exactly_once, drained, driver_env, produce, wait_for
 
+# the switch between the tools on every supported major, and across majors
+pytestmark = [pytest.mark.matrix, pytest.mark.mixed]
+
 ORIGINAL = [sys.executable, str(REPO / "tests" / "original_splitter.py")]
 QUEUES = ("queue.a", "queue.b", "queue.c")
 CONSUMER = "switch_splitter"
