@@ -62,6 +62,12 @@ if ! psql -X -q -h 127.0.0.1 -U "$ME" -d postgres -c 'select 1' >/dev/null 2>&1;
     fi
     echo "prepare-machine: creating superuser role $ME"
     as_root su postgres -c "createuser --superuser '$ME'"
+    # an existing cluster (or one whose first run of this script stopped
+    # before the pg_hba.conf step) may still want a password on 127.0.0.1
+    if ! psql -X -w -q -h 127.0.0.1 -U "$ME" -d postgres -c 'select 1' >/dev/null 2>&1; then
+        echo "prepare-machine: role $ME created but cannot connect over 127.0.0.1: check pg_hba.conf (the tests expect trust or a ~/.pgpass)" >&2
+        exit 1
+    fi
 fi
 
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
