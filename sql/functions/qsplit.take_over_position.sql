@@ -37,7 +37,7 @@ returns bigint as $$
 --      QS012 - pgq_ext.completed_tick is not a trusted plain table
 --
 -- Calls:
---      qsplit._claim_consumer, qsplit._pgq_ext_table
+--      qsplit._claim_consumer, qsplit._pgq_ext_tick
 --
 -- Tables directly manipulated:
 --      insert - qsplit.consumer
@@ -45,9 +45,7 @@ returns bigint as $$
 -- ----------------------------------------------------------------------
 declare
     v_owner oid;
-    v_rel   regclass;
     v_tick  bigint;
-    v_sql   text;
 begin
     -- a consumer with a row here is not taken over; it must be the
     -- caller's, but this check takes no lock: a batch being applied holds
@@ -62,17 +60,7 @@ begin
         end if;
         return null;
     end if;
-    v_rel := qsplit._pgq_ext_table(false);
-    if v_rel is null then
-        return null;
-    end if;
-
-    v_sql := format('select t.last_tick_id from %s t where t.consumer_id = $1', v_rel);
-    if exists (select 1 from pg_catalog.pg_attribute a
-                where a.attrelid = v_rel and a.attname = 'subconsumer_id' and not a.attisdropped) then
-        v_sql := v_sql || ' and t.subconsumer_id = ''''';
-    end if;
-    execute v_sql into v_tick using i_consumer;
+    v_tick := qsplit._pgq_ext_tick(i_consumer, false);  -- NULL: no trusted pgq_ext row
     if v_tick is null then
         return null;
     end if;
