@@ -10,6 +10,11 @@
 #   PGVER                  major version  (default: the newest installed)
 # pgq must be installed for that version (scripts/prepare-machine.sh).
 set -euo pipefail
+# Only the port goes to stdout (fd 3): everything else, including what
+# pg_ctlcluster and createuser print ("Removed stale pid file." after an
+# unclean stop), goes to stderr, so `port=$(scripts/target-cluster.sh)` holds
+# a number and nothing else.
+exec 3>&1 1>&2
 
 PGVER=${PGVER:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}
 NAME=${QSPLIT_TARGET_CLUSTER:-target}
@@ -49,4 +54,4 @@ if ! psql -X -q -h 127.0.0.1 -p "$PORT" -U "$ME" -d postgres -c 'select 1' >/dev
     echo "target-cluster: creating superuser role $ME" >&2
     as_root su postgres -c "createuser -p '$PORT' --superuser '$ME'"
 fi
-echo "$PORT"
+echo "$PORT" >&3
