@@ -61,13 +61,15 @@ BASE = "src_db = dbname=x\ndst_db = dbname=y\npgq_queue_name = q\n"
 # --- config keys and syntax ---------------------------------------------------
 
 
-def test_table_filter_moves_only_the_listed_tables(cluster):
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_table_filter_moves_only_the_listed_tables(cluster, read_ahead):
     """table_filter = t1, s2.t2 forwards only events whose ev_extra1 is
     public.t1 or s2.t2 (the original qualifies bare names with public.); the
-    others are consumed and dropped, as the original does."""
+    others are consumed and dropped, as the original does.  In both loops:
+    read_ahead = 1 streams batches by its own path."""
     queues = ("public.t1", "s2.t2", "public.t2", "public.t3")
     _queues(cluster, *queues)
-    ini = cluster.write_ini(table_filter="t1, s2.t2")
+    ini = cluster.write_ini(table_filter="t1, s2.t2", read_ahead=read_ahead)
     _ok(cluster.run_driver("--once", str(ini)), cluster)
     for q, n in (("public.t1", 3), ("public.t3", 4), ("s2.t2", 2), ("public.t2", 1)):
         _events(cluster, q, n)

@@ -326,11 +326,14 @@ def test_create_policy_is_capped_per_batch(cluster, limit):
     assert locks < (64 * 100 // 4 if limit is None else lock_table // 4 + 1000), locks
 
 
-def test_create_policy_allow_list(cluster):
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_create_policy_allow_list(cluster, read_ahead):
     """With create_pattern, create makes only names it allows or a route
-    rule names; the others get create_fallback (here: skip)."""
+    rule names; the others get create_fallback (here: skip).  In both
+    loops (read_ahead = 1 applied with the default policies before)."""
     c = cluster
-    ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip")
+    ini = c.write_ini(on_unknown_queue="create", create_pattern=r"ok_[a-z]+", create_fallback="skip",
+                      read_ahead=read_ahead)
     setup_source(c, ini)
     c.dst_exec(r"select qsplit.add_route(%s, 'ruled\.(.*)', 'Ruled-\1')", (CONSUMER,))
     produce(c, ["ok_one", "not ok", "ruled.x", "OK_two"])
@@ -354,13 +357,15 @@ def test_add_route_refuses_back_references(cluster):
     assert c.dst_exec("select count(*) from qsplit.route") == [(1,)]
 
 
-def test_apply_batch_is_bounded_by_apply_timeout(cluster):
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_apply_batch_is_bounded_by_apply_timeout(cluster, read_ahead):
     """A back-reference rule from before add_route refused them (written
     into qsplit.route directly) ran without bound on a 41-character value:
     apply_timeout cancels the batch, nothing is applied, and the consumer
-    runs again once the rule is gone."""
+    runs again once the rule is gone.  In both loops (read_ahead = 1 had
+    no timeout before)."""
     c = cluster
-    ini = setup_source(c, c.write_ini(apply_timeout="1"), ["a"])
+    ini = setup_source(c, c.write_ini(apply_timeout="1", read_ahead=read_ahead), ["a"])
     c.dst_exec("insert into qsplit.route (consumer_name, priority, pattern, target) values (%s, 10, %s, 'a')",
                (CONSUMER, BOMB))
     produce(c, ["a" * 41, "b"])

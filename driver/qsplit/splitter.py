@@ -255,8 +255,7 @@ class Splitter:
 
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            count = pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field, self.config.table_filter),
-                         target.copy_in, pipe)
+            count = self._pump(batch, target, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -265,11 +264,8 @@ class Splitter:
             raise
         self.metrics.step("stream")
         fp.hit("after_copy")
-        cfg = self.config
-        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue,
-                                 cfg.create_limit, cfg.create_pattern, cfg.create_fallback)
         try:
-            queues = target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies, cfg.apply_timeout)
+            queues = self._apply(target, batch)
         except psycopg2.Error as exc:
             if exc.pgcode == "QS001" and self._finished_elsewhere(batch):
                 return self._skipped(batch, count, started)
@@ -279,20 +275,42 @@ class Splitter:
             raise
         self.metrics.step("apply")
         fp.hit("before_target_commit")
+        self._commit_target(target)
+        fp.hit("after_target_commit")
+        return self._finish(batch, count, queues, started)
+
+    def _apply(self, target: Target, batch: Batch) -> list[QueueResult]:
+        """qsplit.apply_batch for the batch staged on *target*, with the
+        ini's queue_field, policies and apply_timeout: the one place both
+        loops call it, so both route alike."""
+        cfg = self.config
+        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue,
+                                 cfg.create_limit, cfg.create_pattern, cfg.create_fallback)
+        return target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies, cfg.apply_timeout)
+
+    @staticmethod
+    def _commit_target(target: Target) -> None:
+        """Commit *target*'s batch and log what the server said meanwhile
+        (apply_batch's NOTICE when it took queue_splitter's position)."""
         target.commit()
         for notice in target.take_notices():
             log.info("%s", notice)
-        fp.hit("after_target_commit")
-        return self._finish(batch, count, queues, started)
+
+    def _pump(self, batch: Batch, target: Target, pipe: CopyPipe) -> int:
+        """COPY *batch* from the source into *target*'s staging through
+        *pipe*: the one place both loops read a batch, so both apply the
+        ini's queue_field and table_filter alike."""
+        assert self.source is not None
+        source, cfg = self.source, self.config
+        return pump(lambda sink: source.copy_out(batch, sink, cfg.queue_field, cfg.table_filter), target.copy_in, pipe)
 
     # the steps of read_ahead's pipeline (readahead.Pipeline orders them) ---
     def _stream_into(self, batch: Batch, target: Target) -> int:
         """COPY *batch* from the source into *target*'s staging table."""
-        assert self.source is not None
-        source, fp = self.source, self.failpoints
+        fp = self.failpoints
         pipe = CopyPipe(on_first_chunk=lambda: fp.hit("mid_copy"))
         try:
-            return pump(lambda sink: source.copy_out(batch, sink, self.config.queue_field), target.copy_in, pipe)
+            return self._pump(batch, target, pipe)
         except (StreamError, psycopg2.Error) as exc:
             if encoding.is_encoding_error(exc):
                 raise BatchError(encoding.INVALID_BYTES, *encoding.explain(self.config, batch.batch_id)) from exc
@@ -301,13 +319,12 @@ class Splitter:
     def _apply_staged(self, staged: Staged) -> BatchStats:
         """Apply and commit a staged batch on its target session; QS001 (the
         target is not at the batch's start) is OutOfStep for the pipeline."""
-        cfg, fp = self.config, self.failpoints
+        fp = self.failpoints
         batch = staged.batch
         self.metrics.taken(batch)
         self.metrics.step("stream")
-        policies = RoutePolicies(cfg.on_unknown_queue, cfg.on_null_queue, cfg.default_queue)
         try:
-            queues = staged.target.apply_batch(cfg.consumer_name, batch, cfg.queue_field, policies)
+            queues = self._apply(staged.target, batch)
         except psycopg2.Error as exc:
             error = _batch_error(exc)
             if exc.pgcode == "QS001":
@@ -317,7 +334,7 @@ class Splitter:
             raise
         self.metrics.step("apply")
         fp.hit("before_target_commit")
-        staged.target.commit()
+        self._commit_target(staged.target)
         fp.hit("after_target_commit")
         self.metrics.step("commits")
         stats = BatchStats(batch, staged.count, time.monotonic() - staged.started, queues,
