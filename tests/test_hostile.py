@@ -6,6 +6,8 @@ nothing lost, every table intact."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from helpers import (CONSUMER, SRC_DRIVER_ROLE, Cluster, dsn_for, open_batches, run_ok, run_sql, scratch_db,
@@ -168,3 +170,34 @@ def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):
     c.src_exec(f"update {table} set ev_extra4 = NULL where ev_id = %s", (ids[2],))
     run_ok(c, ini)
     assert [ev[2] for ev in c.target_events("a")] == ["fine", "AB", "also fine"]
+
+
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_batch_before_one_with_invalid_bytes_is_reported_and_finished(ascii_source, read_ahead):
+    """The batch before one the target cannot take is applied and reported
+    like any other: its line, the original's stats line ({count: ...}), the
+    source consumer moved past it; then the error, exit 1.  In both loops
+    (read_ahead = 1 read the bad batch while applying the good one: its
+    error dropped the good batch's stats line and left the source consumer
+    behind the target)."""
+    c = ascii_source
+    c.dst_exec("select pgq.create_queue('a')")
+    ini = c.write_ini(read_ahead=read_ahead)
+    setup_source(c, ini)
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'fine', 'a', NULL, NULL, NULL)")
+    c.tick()
+    c.src_exec("select pgq.insert_event('singlequeue', 't', convert_from('\\x41ff42'::bytea, 'SQL_ASCII'),"
+               " 'a', NULL, NULL, NULL)")
+    c.tick()
+
+    result = c.run_driver("--once", str(ini))
+    log = c.log_text()
+    assert result.returncode == 1, result.stderr + log
+    assert "not valid UTF8" in log and "Traceback" not in log + result.stderr
+    assert [ev[2] for ev in c.target_events("a")] == ["fine"]
+    assert " applied: {count: 1," in log, log
+    assert re.search(r" INFO \{count: 1, duration: [\d.]+, idle: [\d.]+\}$", log, re.M), log
+    # the source consumer is where the target is: its lag is the target's
+    (target_tick,) = c.dst_exec("select last_tick_id from qsplit.consumer where consumer_name = %s", (CONSUMER,))[0]
+    (source_tick,) = c.src_exec("select last_tick from pgq.get_consumer_info('singlequeue', %s)", (CONSUMER,))[0]
+    assert source_tick == target_tick

@@ -251,6 +251,9 @@ class Pipeline:
         self.staged: Staged | None = None
         self.committed: int | None = None  # the target has it, the real consumer is not there yet
         self._finish: int | None = None    # the read-ahead batch to finish at the next take
+        # reading the next batch failed while this one was applied: raised at
+        # the next process(), after the applied batch is reported
+        self._read_error: Exception | None = None
 
     def sync(self) -> tuple[int | None, int | None]:
         """Both consumers to the target's position (see ReadAheadSource.sync);
@@ -258,6 +261,7 @@ class Pipeline:
         self.staged = None
         self.committed = None
         self._finish = None
+        self._read_error = None
         tick, tick_time = self._position()
         moved = self.source.sync(tick, tick_time)
         self.source.conn.commit()
@@ -338,6 +342,9 @@ class Pipeline:
             t.conn.rollback()
 
     def _process(self):
+        if self._read_error is not None:
+            error, self._read_error = self._read_error, None
+            raise error
         if self.staged is None:
             self.staged = self._read(self.targets[0])
             if self.staged is None:
@@ -353,12 +360,19 @@ class Pipeline:
             except BaseException:  # noqa: BLE001 - the apply's error is the one to report
                 pass
             raise
-        self.staged = ahead.join()
+        try:
+            self.staged = ahead.join()
+        except Exception as exc:  # noqa: BLE001 - raised at the next call
+            # the batch is committed on the target: it is reported (stats
+            # line, the original's stats line) as without read-ahead, and
+            # the next batch's error comes at the next call, as it would
+            # there; the real consumer moves at the flush of close()
+            self._read_error = exc
         # the target committed the batch: the real consumer moves there at
         # the next take (or now, when nothing more was read).  Set only
         # after the join: the read-ahead thread's take uses and clears it.
         self.committed = current.batch.cur_tick_id
-        if self.staged is None:
+        if self.staged is None and self._read_error is None:
             self.flush()
         return stats
 
