@@ -11,11 +11,13 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from psycopg2 import sql
 
-from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for
+from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for, wait_for_lock_wait
 
 from qsplit.config import ConfigError, load, parse_overrides
 
@@ -91,6 +93,46 @@ def test_table_filter_moves_only_the_listed_tables(cluster, read_ahead):
     assert "unknown key" not in cluster.log_text()
     stats = [int(m.group(1)) for m in map(COUNT_RULE.search, cluster.log_text().splitlines()) if m]
     assert sorted(stats, reverse=True)[:2] == [5, 2], stats  # forwarded events only, as the original counts
+
+
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_table_filter_changed_by_reload_applies_from_the_next_batch(cluster, read_ahead):
+    """A reload (-r) while a batch is being applied: that batch moves under
+    the old table_filter, every later one under the new.  In both loops
+    (read_ahead = 1 applied the batch it had read ahead meanwhile under the
+    old table_filter too)."""
+    _queues(cluster, "public.a", "public.b")
+    ini = cluster.write_ini(loop_delay="0.05", read_ahead=read_ahead)
+    _ok(cluster.run_driver("--once", str(ini)), cluster)
+    for tag in ("1", "2"):
+        _events(cluster, "public.a", 2, tag=tag)
+        _events(cluster, "public.b", 3, tag=tag)
+        cluster.tick()
+    # batch 1's apply waits on the target queues' event tables
+    lock = cluster.dst()
+    lock.autocommit = False
+    with lock.cursor() as cur:
+        for q in ("public.a", "public.b"):
+            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
+            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
+    driver = Driver(cluster, str(ini))
+    try:
+        wait_for_lock_wait(cluster)
+        time.sleep(0.5)  # read_ahead = 1: batch 2 is read meanwhile
+        ini.write_text(ini.read_text() + "table_filter = a\n")
+        _ok(cluster.run_driver("-r", str(ini), timeout=30))
+        time.sleep(0.3)  # the signal is in before batch 1 ends
+        lock.rollback()
+        wait_for(lambda: "reloaded" in cluster.log_text() and
+                 cluster.src_exec("select pending_events from pgq.get_consumer_info('singlequeue', 'test_splitter')")
+                 == [(0,)], what="both batches to move")
+        assert driver.alive(), driver.stderr()
+    finally:
+        driver.stop()
+    # batch 1: everything; batch 2: public.a only
+    assert [r[2] for r in cluster.target_events("public.b")] == ["public.b1:1", "public.b1:2", "public.b1:3"]
+    assert cluster.target_queue_counts() == {"public.a": 4, "public.b": 3}
 
 
 def test_section_choice_follows_the_running_original(tmp_path):

@@ -254,6 +254,7 @@ class Pipeline:
         # reading the next batch failed while this one was applied: raised at
         # the next process(), after the applied batch is reported
         self._read_error: Exception | None = None
+        self._stale = False  # what was read ahead is to be read again (reread)
 
     def sync(self) -> tuple[int | None, int | None]:
         """Both consumers to the target's position (see ReadAheadSource.sync);
@@ -266,6 +267,11 @@ class Pipeline:
         moved = self.source.sync(tick, tick_time)
         self.source.conn.commit()
         return moved
+
+    def reread(self) -> None:
+        """Read again, at the next process(), whatever was read ahead: the
+        config it was read under changed (a reload of table_filter)."""
+        self._stale = True
 
     def _take(self, next_batch: bool = True) -> Batch | None:
         moves = self.committed is not None or self._finish is not None
@@ -342,6 +348,11 @@ class Pipeline:
             t.conn.rollback()
 
     def _process(self):
+        if self._stale:
+            self._stale = False
+            self._rollback_targets()
+            self.source.conn.rollback()
+            self.sync()
         if self._read_error is not None:
             error, self._read_error = self._read_error, None
             raise error

@@ -47,6 +47,9 @@ RECONNECT_KEYS = (
     "keepalive_interval", "keepalive_count", "pgq_batch_collect_events", "pgq_batch_collect_interval",
     "pgq_keep_lag", "job_name", "read_ahead",
 )
+# config keys a batch is read (streamed) under: a change on reload makes
+# read_ahead's pipeline read its next batch again
+READ_KEYS = ("queue_field", "table_filter")
 
 
 def batch_options(cfg: Config) -> dict[str, object]:
@@ -484,6 +487,11 @@ class Splitter:
         if any(getattr(old, k) != getattr(new, k) for k in RECONNECT_KEYS):
             log.info("connection settings changed: reconnecting")
             self.close()
+        elif self.pipeline is not None and any(getattr(old, k) != getattr(new, k) for k in READ_KEYS):
+            # the next batch was read under the old keys: as without
+            # read-ahead, the new ones apply from the next batch
+            log.info("queue_field or table_filter changed: the batch read ahead is read again")
+            self.pipeline.reread()
 
 
 def _batch_error(exc: psycopg2.Error) -> BatchError | None:
