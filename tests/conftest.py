@@ -16,7 +16,8 @@ import pytest
 from pytest_postgresql import factories
 
 from helpers import (DST_DRIVER_ROLE, PG_HOST, PG_PORT_DST, PG_PORT_SRC, PG_USER, PREFIX, REPO, SRC_DRIVER_ROLE,
-                     Cluster, cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db)
+                     Cluster, cluster_role, dsn_as, install_paths, install_qsplit, install_via, run_sql, scratch_db,
+                     dsn_for)
 
 
 def _conninfo(kwargs: dict) -> str:
@@ -96,6 +97,19 @@ def cluster(source_pg, target_dsn, driver_roles, tmp_path: Path) -> Iterator[Clu
     )
     yield c
     c.close()
+
+
+@pytest.fixture
+def ascii_source(cluster: Cluster) -> Iterator[Cluster]:
+    """A source database in SQL_ASCII (bytes stored unchecked), with pgq."""
+    with scratch_db("ascii_src", encoding="SQL_ASCII") as dsn:
+        name = run_sql(dsn, "select current_database()")[0][0]
+        c = Cluster(src_dsn=dsn, dst_dsn=cluster.dst_dsn, workdir=cluster.workdir,
+                    driver_src_dsn=dsn_for(name, SRC_DRIVER_ROLE), driver_dst_dsn=cluster.driver_dst_dsn)
+        try:
+            yield c
+        finally:
+            c.close()
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import re
 
 import pytest
 
-from helpers import (CONSUMER, SRC_DRIVER_ROLE, Cluster, dsn_for, open_batches, run_ok, run_sql, scratch_db,
-                     setup_source, source_by_route)
+from helpers import CONSUMER, open_batches, run_ok, setup_source, source_by_route
 
 HOSTILE_NAMES = [
     "it's",
@@ -125,19 +124,6 @@ def test_big_payloads_all_null_and_control_chars_byte_exact(cluster):
     assert c.target_events("catchall") == [src[2][1:]]
     assert c.target_events("catchall")[0][1:] == (None,) * 6
     assert c.target_events("ctl" + ctl) == [src[3][1:]]
-
-
-@pytest.fixture
-def ascii_source(cluster):
-    """A source database in SQL_ASCII (bytes stored unchecked), with pgq."""
-    with scratch_db("ascii_src", encoding="SQL_ASCII") as dsn:
-        name = run_sql(dsn, "select current_database()")[0][0]
-        c = Cluster(src_dsn=dsn, dst_dsn=cluster.dst_dsn, workdir=cluster.workdir,
-                    driver_src_dsn=dsn_for(name, SRC_DRIVER_ROLE), driver_dst_dsn=cluster.driver_dst_dsn)
-        try:
-            yield c
-        finally:
-            c.close()
 
 
 def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):

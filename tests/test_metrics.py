@@ -267,6 +267,42 @@ def test_refused_batches_and_connection_errors_are_counted(queues):
         assert with_driver.wait() == 0
 
 
+@pytest.mark.parametrize("read_ahead", ["0", "1"])
+def test_a_batch_that_cannot_be_read_shows_as_open(ascii_source, read_ahead):
+    """A batch the driver took but cannot read (here bytes a UTF8 target
+    cannot take, 22021) is refused and stays open: qsplit_batch_open is 1,
+    which QsplitConsumerStalled needs to fire.  In both loops (read_ahead = 1
+    left it at 0: the gauge was only set when a batch read ahead reached the
+    target's apply); and back to 0 once the batch moved."""
+    c = ascii_source
+    c.src_exec("select pgq.create_queue('singlequeue')")
+    c.dst_exec("select pgq.create_queue('a')")
+    port = free_port()
+    ini = c.write_ini(metrics_port=str(port), loop_delay="0.05", read_ahead=read_ahead)
+    register(c, ini)
+    c.src_exec("select pgq.insert_event('singlequeue', 't', 'fine', 'a', NULL, NULL, NULL)")
+    c.tick()
+    c.src_exec("select pgq.insert_event('singlequeue', 't', convert_from('\\x41ff42'::bytea, 'SQL_ASCII'),"
+               " 'a', NULL, NULL, NULL)")
+    c.tick()
+    (table,) = c.src_exec("select queue_data_pfx from pgq.queue where queue_name = 'singlequeue'")[0]
+    with_driver = Driver(c, str(ini))
+    try:
+        text = wait_for(lambda: (t := _try_scrape(port)) and (value(t, "qsplit_batches_refused_total", code="22021")
+                                                               or 0) >= 2 and t,
+                        what="the batch refused twice")
+        assert value(text, "qsplit_batches_total", result="applied") == 1
+        assert value(text, "qsplit_batch_open") == 1
+        c.src_exec(f"update {table} set ev_data = 'AB' where ev_data <> 'fine'")
+        wait_for(lambda: len(c.target_events("a")) == 2, what="the repaired batch")
+        text = wait_for(lambda: (t := scrape(port)) and value(t, "qsplit_batches_total", result="applied") == 2
+                        and t, what="the applied batch in the metrics")
+        assert value(text, "qsplit_batch_open") == 0
+    finally:
+        with_driver.signal(signal.SIGINT)
+        assert with_driver.wait() == 0
+
+
 def test_reload_moves_the_metrics_server_or_keeps_it(queues):
     """SIGHUP with another metrics_port: served there, the old port freed;
     a port in use on reload: logged, the server stays where it was."""

@@ -255,6 +255,9 @@ class Pipeline:
         # the next process(), after the applied batch is reported
         self._read_error: Exception | None = None
         self._stale = False  # what was read ahead is to be read again (reread)
+        # the batch taken whose read failed last (it stays open): for the
+        # caller's metrics, which without read-ahead count it as taken
+        self.unread: Batch | None = None
 
     def sync(self) -> tuple[int | None, int | None]:
         """Both consumers to the target's position (see ReadAheadSource.sync);
@@ -263,6 +266,7 @@ class Pipeline:
         self.committed = None
         self._finish = None
         self._read_error = None
+        self.unread = None
         tick, tick_time = self._position()
         moved = self.source.sync(tick, tick_time)
         self.source.conn.commit()
@@ -297,6 +301,7 @@ class Pipeline:
                 count = self._stream(batch, target)
             except Exception as exc:
                 if not _batch_gone(exc):
+                    self.unread = batch
                     raise
                 # another driver on this consumer finished the read-ahead
                 # batch while this one was about to read it: it has the
@@ -356,6 +361,7 @@ class Pipeline:
         if self._read_error is not None:
             error, self._read_error = self._read_error, None
             raise error
+        self.unread = None
         if self.staged is None:
             self.staged = self._read(self.targets[0])
             if self.staged is None:

@@ -241,7 +241,17 @@ class Splitter:
         assert self.source is not None and self.target is not None
         if self.pipeline is not None:
             self.metrics.begin()
-            return self.pipeline.process()
+            try:
+                stats = self.pipeline.process()
+            except Exception:
+                # a batch taken and not read stays open, as a batch refused
+                # after next_batch does without read-ahead (qsplit_batch_open)
+                if self.pipeline is not None and self.pipeline.unread is not None:
+                    self.metrics.taken(self.pipeline.unread)
+                raise
+            if stats is None:
+                self.metrics.taken(None)
+            return stats
         source, target, fp = self.source, self.target, self.failpoints
 
         self.metrics.begin()
