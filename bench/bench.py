@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_CLUSTER_SCRIPT = REPO / "scripts" / "target-cluster.sh"
 MODES = ("one", "two")
 # throughput scenarios run in every mode; the others on one server only
-SCENARIOS = ("limit", "qsplit", "qsplit_seq", "original", "big_batch", "per_event", "latency")
+SCENARIOS = ("limit", "qsplit", "qsplit_seq", "original", "halves", "big_batch", "per_event", "latency")
 ONE_SERVER_ONLY = ("big_batch", "per_event", "latency")
 LOOP_DELAY = 0.1
 
@@ -182,7 +182,7 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
     any_ctx = next(iter(contexts.values()))
     server, src = any_ctx.src, any_ctx.src_db
     queues = {}
-    if only & {"limit", "qsplit", "qsplit_seq", "original", "per_event"}:
+    if only & {"limit", "qsplit", "qsplit_seq", "original", "halves", "per_event"}:
         for bs in sizes.batch_sizes:
             queues[bs] = fill_queue(server, src, f"bench_b{bs}", sizes.events_for(bs), bs)
     big = fill_queue(server, src, "bench_big", sizes.big, sizes.big) if "big_batch" in only else None
@@ -207,6 +207,9 @@ def run_all(contexts: dict[str, Context], sizes: Sizes, args: argparse.Namespace
                 if "original" in only:
                     _record(out, mode, f"original_{bs}", r,
                             scenarios.original_run(ctx, queues[bs], f"orig_{mode}_{bs}_r{r}"))
+                if "halves" in only:
+                    _record(out, mode, f"halves_{bs}", r,
+                            scenarios.halves(ctx, queues[bs], f"halves_{mode}_{bs}_r{r}"))
             if mode != "one":
                 continue
             if "per_event" in only:

@@ -96,6 +96,7 @@ def summarize(runs: dict[str, dict[str, list[dict]]], batch_sizes, loop_delay_ms
                 "qsplit_x_original": statistics.median(x_o) if x_o else None,
                 "qsplit_x_limit_runs": x_l,
                 "qsplit_x_original_runs": x_o,
+                "halves": m.get(f"halves_{bs}"),
             })
         m["by_batch_size"] = rows
         s["modes"][mode] = m
@@ -182,6 +183,27 @@ def table(summary: dict, sizes: dict) -> str:
                   "whose cores are all busy, qsplit / L cannot pass L's CPU per event / qsplit's.",
                   "", "| servers | events/batch | L | qsplit | qsplit read_ahead=0 | original | CPU ceiling of qsplit / L |",
                   "|---|---:|---:|---:|---:|---:|---:|"] + cpu_rows
+    half_rows = []
+    for mode, m in summary["modes"].items():
+        for row in m["by_batch_size"]:
+            h = row.get("halves")
+            if not h:
+                continue
+            cells = " | ".join(f"{h[f'{n}_seconds']:.2f} s, {_us(h[f'{n}_cpu_us_per_event'])}"
+                               for n in ("limit_out", "limit_in", "qsplit_source", "qsplit_target"))
+            cells += (f" ({h['qsplit_target_staging_seconds']:.2f} s staging + "
+                      f"{h['qsplit_target_apply_seconds']:.2f} s apply)")
+            half_rows.append(f"| {MODE_LABELS.get(mode, mode)} | {row['batch_size']:,} | {cells} | "
+                             f"{_x(h['overlap_bound'])} | {_x(h['cpu_bound'])} |")
+    if half_rows:
+        lines += ["", "Each half on its own (wall seconds, CPU µs per event): a run takes at least its slowest part, so "
+                  "qsplit / L cannot pass max(L out, L in) / max(qsplit source, its staging, its apply) even with every "
+                  "part on a core of its own (read-ahead overlaps those three), nor L's CPU / qsplit's when the cores "
+                  "are all busy.",
+                  "", "| servers | events/batch | L out (COPY TO) | L in (COPY FROM, one event table) | "
+                  "qsplit source (next, COPY out, finish) | qsplit target (COPY to staging, apply_batch, commit) | "
+                  "bound, overlapped | bound, CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"] + half_rows
     lines += ["", "qsplit: read_ahead = 1 (batches overlap; docs/read-ahead.md); read_ahead = 0 is the default loop.",
               "", "| target | measured | goal | met |", "|---|---:|---|---|"]
     for t in summary["targets"]:

@@ -3,6 +3,8 @@ run; every run checks that the events it moved all arrived."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import signal
@@ -19,7 +21,9 @@ import original
 from cpu import CpuMeter
 from phases import PhaseTimer
 from qsplit.config import load
+from qsplit.source import Batch, Source
 from qsplit.splitter import Splitter
+from qsplit.target import Target
 from workload import (
     Server,
     SourceQueue,
@@ -193,6 +197,104 @@ def _cpu_figures(cpu: dict[str, float], events: int) -> dict[str, float]:
     this process and its children; server: the PostgreSQL servers)."""
     return {**cpu, "cpu_us_per_event": cpu["cpu_s"] / events * 1e6,
             "cpu_client_us_per_event": cpu["cpu_client_s"] / events * 1e6}
+
+
+# each half of a run on its own: the profile of what bounds qsplit / L -------
+def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
+    """Each side of L and of qsplit, timed alone, with the server CPU it
+    takes: L's COPY out of the source event table and its COPY into one
+    target event table; qsplit's source half (per batch: pgq.next_batch,
+    the driver's COPY out of the batch, pgq.finish_batch, the commits) and
+    its target half (per batch: the COPY into staging, qsplit.apply_batch,
+    the commit), through the driver's own Source and Target classes.  The
+    COPY text goes through this process's memory between the halves.
+
+    What the figures bound: overlapped perfectly (each part on a core of
+    its own), a run takes at least its slowest part, so qsplit / L cannot
+    pass max(L's halves) / max(qsplit's source half, its COPYs into
+    staging, its applies and commits) (read-ahead runs those three at
+    once); on cores that are all busy it cannot pass L's CPU per event /
+    qsplit's."""
+    out: dict = {"events": queue.n_events, "batches": queue.n_batches}
+
+    # L: the two ends of the psql pipe, one after the other
+    names = ["bench.limit"]
+    reset_target_queues(ctx.dst, ctx.dst_db, names)
+    (src_table,) = ctx.src.execute(
+        ctx.src_db, "select queue_data_pfx from pgq.queue where queue_name = %s", (queue.name,))[0]
+    (dst_table,) = ctx.dst.execute(ctx.dst_db, "select pgq.current_event_table('bench.limit')")[0]
+    src, dst = psycopg2.connect(ctx.src_dsn), psycopg2.connect(ctx.dst_dsn)
+    try:
+        buf = io.BytesIO()
+        with _timed(ctx, out, "limit_out", queue.n_events), src.cursor() as cur:
+            cur.copy_expert(f"copy (select {EVENT_COLUMNS} from {src_table}) to stdout", buf)
+        src.commit()
+        buf.seek(0)
+        with _timed(ctx, out, "limit_in", queue.n_events), dst.cursor() as cur:
+            cur.copy_expert(f"copy {dst_table} ({EVENT_COLUMNS}) from stdin", buf)
+            dst.commit()
+        del buf
+        _check_arrived(ctx, queue.n_events, names)
+
+        # qsplit: the driver's steps, source half then target half
+        names = target_queue_names()
+        reset_target_queues(ctx.dst, ctx.dst_db, names)
+        register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
+        source, target = Source(src, queue.name, consumer), Target(dst)
+        target.prepare()
+        target.commit()
+        staged: list[tuple[Batch, bytes]] = []
+        with _timed(ctx, out, "qsplit_source", queue.n_events):
+            while True:
+                batch = source.next_batch()
+                source.commit()
+                if batch is None:
+                    break
+                sink = io.BytesIO()
+                source.copy_out(batch, sink)
+                source.finish_batch(batch.batch_id)
+                source.commit()
+                staged.append((batch, sink.getvalue()))
+        staging = 0.0  # of which the COPYs into staging: read-ahead overlaps them with the applies
+        with _timed(ctx, out, "qsplit_target", queue.n_events):
+            for batch, data in staged:
+                started = time.perf_counter()
+                target.copy_in(io.BytesIO(data))
+                staging += time.perf_counter() - started
+                target.apply_batch(consumer, batch, "extra1")
+                target.commit()
+        out["qsplit_target_staging_seconds"] = staging
+        out["qsplit_target_apply_seconds"] = out["qsplit_target_seconds"] - staging
+        del staged
+        _check_arrived(ctx, queue.n_events, names)
+    finally:
+        src.close()
+        dst.close()
+    slow_l = max(out["limit_out_seconds"], out["limit_in_seconds"])
+    # with read_ahead = 1 a batch's COPY into staging runs in the second
+    # target session while the first applies the previous batch
+    slow_q = max(out["qsplit_source_seconds"], out["qsplit_target_staging_seconds"],
+                 out["qsplit_target_apply_seconds"])
+    out["overlap_bound"] = slow_l / slow_q
+    cpu_l = out["limit_out_cpu_us_per_event"] + out["limit_in_cpu_us_per_event"]
+    cpu_q = out["qsplit_source_cpu_us_per_event"] + out["qsplit_target_cpu_us_per_event"]
+    out["cpu_bound"] = cpu_l / cpu_q
+    return out
+
+
+@contextlib.contextmanager
+def _timed(ctx: Context, out: dict, name: str, events: int):
+    """Wall seconds and CPU (this process + the servers) of the block, into
+    out[name + "_seconds"], out[name + "_cpu_us_per_event"]."""
+    ctx.checkpoint()
+    meter = ctx.cpu_meter()
+    meter.start()
+    started = time.perf_counter()
+    yield
+    out[f"{name}_seconds"] = time.perf_counter() - started
+    cpu = meter.stop()
+    out[f"{name}_cpu_us_per_event"] = cpu["cpu_s"] / events * 1e6
+    out[f"{name}_cpu_server_us_per_event"] = cpu["cpu_server_s"] / events * 1e6
 
 
 # one big batch through the console script ------------------------------------

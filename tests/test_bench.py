@@ -44,6 +44,13 @@ def test_bench_quick_runs_every_measurement(tmp_path):
         assert runs[f"qsplit_{bs}"][0]["events"] == runs[f"qsplit_seq_{bs}"][0]["events"] == n
         assert runs[f"original_{bs}"][0]["events"] == n
         assert runs[f"original_{bs}"][0]["batches"] == -(-n // bs)
+        # each half of L and of qsplit alone, on the same events
+        halves = runs[f"halves_{bs}"][0]
+        assert halves["events"] == n and halves["batches"] == -(-n // bs)
+        for half in ("limit_out", "limit_in", "qsplit_source", "qsplit_target"):
+            assert halves[f"{half}_seconds"] > 0 and halves[f"{half}_cpu_us_per_event"] >= 0, (half, halves)
+        assert halves["overlap_bound"] > 0 and halves["cpu_bound"] > 0
+    assert "| servers | events/batch | L out (COPY TO) |" in done.stdout
     rows = doc["summary"]["modes"]["one"]["by_batch_size"]
     assert [r["batch_size"] for r in rows] == sizes["batch_sizes"]
     assert all(r["qsplit_x_limit"] > 0 and r["qsplit_x_original"] > 0 for r in rows)
