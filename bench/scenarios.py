@@ -209,12 +209,11 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
     the commit), through the driver's own Source and Target classes.  The
     COPY text goes through this process's memory between the halves.
 
-    What the figures bound: overlapped perfectly (each part on a core of
-    its own), a run takes at least its slowest part, so qsplit / L cannot
-    pass max(L's halves) / max(qsplit's source half, its COPYs into
-    staging, its applies and commits) (read-ahead runs those three at
-    once); on cores that are all busy it cannot pass L's CPU per event /
-    qsplit's."""
+    What the figures bound (report.summarize works the bounds out against
+    the L run of the same round): a run takes at least its slowest part,
+    so qsplit / L cannot pass L's time / max(qsplit's source half, its
+    COPYs into staging, its applies and commits) (read-ahead runs those
+    three at once), nor L's time / (qsplit's CPU spread over every core)."""
     out: dict = {"events": queue.n_events, "batches": queue.n_batches}
 
     # L: the two ends of the psql pipe, one after the other
@@ -270,15 +269,6 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
     finally:
         src.close()
         dst.close()
-    slow_l = max(out["limit_out_seconds"], out["limit_in_seconds"])
-    # with read_ahead = 1 a batch's COPY into staging runs in the second
-    # target session while the first applies the previous batch
-    slow_q = max(out["qsplit_source_seconds"], out["qsplit_target_staging_seconds"],
-                 out["qsplit_target_apply_seconds"])
-    out["overlap_bound"] = slow_l / slow_q
-    cpu_l = out["limit_out_cpu_us_per_event"] + out["limit_in_cpu_us_per_event"]
-    cpu_q = out["qsplit_source_cpu_us_per_event"] + out["qsplit_target_cpu_us_per_event"]
-    out["cpu_bound"] = cpu_l / cpu_q
     return out
 
 
