@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -872,19 +873,94 @@ def test_pidfile_temp_name_symlink_is_not_followed(tmp_path):
     assert not target.exists() and pf.running_pid(target) is None
 
 
+def _planted_link(cluster, name: str, owner_uid: int | None = None):
+    """The file *name* (under the test's directory) made a symbolic link to
+    a victim file, owned by *owner_uid* (default: this user); returns (ini,
+    the link, the victim)."""
+    ini = cluster.write_ini()
+    link = cluster.workdir / name
+    link.parent.mkdir()
+    victim = cluster.workdir / "victim"
+    victim.write_text("precious\n")
+    link.symlink_to(victim)
+    if owner_uid is not None:
+        os.lchown(link, owner_uid, -1)
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    return ini, link, victim
+
+
 def test_pidfile_name_symlink_is_not_followed(cluster):
     """A symbolic link at the pidfile's own name: the driver refuses it,
     neither following it nor replacing what it points to."""
-    ini = cluster.write_ini()
-    pidfile = cluster.workdir / "pid" / "test_splitter.pid"
-    pidfile.parent.mkdir()
-    victim = cluster.workdir / "victim"
-    victim.write_text("precious\n")
-    pidfile.symlink_to(victim)
-    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    ini, pidfile, victim = _planted_link(cluster, "pid/test_splitter.pid")
     run = cluster.run_driver("--once", str(ini))
     assert run.returncode == 3 and "symbolic link" in run.stderr, run.stderr
     assert victim.read_text() == "precious\n" and pidfile.is_symlink()
+
+
+@pytest.mark.parametrize("mode", ["--once", "-d"])
+def test_logfile_link_of_another_user_is_not_followed(cluster, mode):
+    """A symbolic link at the logfile's name, planted by another local user
+    (e.g. in a shared log directory): the driver refuses it, in the
+    foreground and before daemon mode detaches, and writes nothing to the
+    file it points to.  (With fs.protected_symlinks = 0, as on this
+    machine, the kernel does not stop it even in a sticky directory.)"""
+    ini, _, victim = _planted_link(cluster, "log/test_splitter.log", pwd.getpwnam("nobody").pw_uid)
+    try:
+        run = cluster.run_driver(mode, str(ini))
+    finally:
+        if mode == "-d":  # a daemon that started (it must not) is stopped
+            cluster.run_driver("-k", str(ini))
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    assert "logfile" in run.stderr and "symbolic link" in run.stderr, run.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_logfile_link_of_the_drivers_own_user_is_followed(cluster):
+    """A DBA's own link (the driver's user or root) still works, as it did:
+    an existing deployment with a linked log file runs unchanged."""
+    ini, _, victim = _planted_link(cluster, "log/test_splitter.log", os.geteuid())
+    run = cluster.run_driver("--once", str(ini))
+    assert run.returncode == 0, run.stderr
+    assert victim.read_text().startswith("precious\n") and "starting: queue" in victim.read_text()
+
+
+def _reload_running(c, ini, edit, logged: str) -> Driver:
+    """Start a driver on *ini*, *edit* the files, SIGHUP it, wait until its
+    log says *logged*, check that it still moves a batch, stop it; returns
+    the stopped Driver (its output)."""
+    driver = Driver(c, str(ini))
+    try:
+        wait_for(lambda: f" {driver.pid} INFO starting:" in c.log_text(), what="the driver to start")
+        edit()
+        driver.signal(signal.SIGHUP)
+        wait_for(lambda: logged in c.log_text(), what=f"{logged!r} in the log")
+        produce(c, ["a"])
+        wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
+    finally:
+        driver.stop(signal.SIGTERM, timeout=30)
+    return driver
+
+
+def test_reload_onto_a_logfile_link_of_another_user_keeps_the_old_log(cluster):
+    """SIGHUP with logfile now naming another user's link: the reload is
+    refused (logged in the old file), the driver runs on, the link's target
+    stays untouched."""
+    c = cluster
+    ini = setup_source(c, c.write_ini(loop_delay="0.05"), ["a"])
+    victim = c.workdir / "victim"
+    victim.write_text("precious\n")
+    link = c.workdir / "log" / "other.log"
+
+    def edit() -> None:
+        link.symlink_to(victim)
+        os.lchown(link, pwd.getpwnam("nobody").pw_uid, -1)
+        ini.write_text(ini.read_text().replace("%(job_name)s.log", "other.log"))
+
+    driver = _reload_running(c, ini, edit, "reload failed")
+    assert "symbolic link owned by uid" in c.log_text()
+    assert victim.read_text() == "precious\n"
+    assert "Traceback" not in driver.stderr()
 
 
 # --- item 9: connection strings are read literally and never echoed ---------
@@ -965,16 +1041,9 @@ def test_connection_string_never_echoed_on_bad_config(tmp_path):
 def test_reload_never_writes_a_connection_string_to_the_logfile(cluster):
     c = cluster
     ini = setup_source(c, c.write_ini(loop_delay="0.05"), ["a"])
-    driver = Driver(c, str(ini))
-    try:
-        wait_for(lambda: f" {driver.pid} INFO starting:" in c.log_text(), what="the driver to start")
-        ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn)))
-        driver.signal(signal.SIGHUP)
-        wait_for(lambda: "reload" in c.log_text(), what="the reload")
-        produce(c, ["a"])
-        wait_for(lambda: len(c.target_events("a")) == 1, what="a batch after the reload")
-    finally:
-        driver.stop(signal.SIGTERM, timeout=30)
+    driver = _reload_running(
+        c, ini, lambda: ini.write_text(ini.read_text().replace(c.driver_src_dsn, _dsn_with_secret(c.driver_src_dsn))),
+        "reload")
     out, err = driver.stdout(), driver.stderr()
     assert "et-tail" not in c.log_text() + out + err
     assert "Traceback" not in err, err

@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_PIDFILE = 3
+EXIT_LOCAL_FILE = 3  # a pid file or log file refused (a link not followed, no access)
 # the original's status for a second instance ("Pidfile exists, another
 # process running?"): scripts test for it
 EXIT_ALREADY_RUNNING = 1
@@ -82,8 +83,9 @@ EXIT STATUS
          switch failed, or a database could not be reached; or another
          driver is already running with this pid file (as the original)
     2    usage or configuration error
-    3    pid file trouble: it cannot be written, or a management switch
-         was refused because the driver is running
+    3    pid file or log file trouble: it cannot be written, or is a
+         symbolic link the driver does not follow (one another user owns),
+         or a management switch was refused because the driver is running
     130  stopped at once by a second SIGINT
 
     Without --once, database errors never end the driver: the error is logged
@@ -92,6 +94,8 @@ EXIT STATUS
 FILES
     logfile  the log (rotated by log_size/log_count; logrotate may move or
              copy-truncate it); a foreground run writes to stderr as well.
+             A symbolic link at its name is followed only when this user or
+             root owns it.
              Each batch logs the original's stats line, {{count: N,
              duration: D, idle: I}}, and qsplit's own line (batch id,
              ticks, lag, per-queue counts); {{idle: N}} after
@@ -302,6 +306,17 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         except metrics.MetricsError as exc:
             log.error("%s: %s", cfg.path, exc)
             return EXIT_USAGE
+    if cfg.logfile is not None:
+        # checked before daemon mode detaches, so a refusal reaches the
+        # terminal and the exit status
+        try:
+            logsetup.check_logfile(cfg.logfile)
+        except logsetup.LogfileError as exc:
+            log.error("%s", exc)
+            return EXIT_LOCAL_FILE
+        except OSError as exc:
+            log.error("cannot open logfile %s: %s", cfg.logfile, exc.strerror or exc)
+            return EXIT_LOCAL_FILE
     if args.daemon:
         if cfg.logfile is None:
             log.warning("daemon mode without logfile: the log is discarded")
@@ -353,7 +368,12 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
             log.info("config reloaded from %s: loop_delay %g s, queue_field %s, log level %s, logfile %s",
                      new.path, new.loop_delay, new.queue_field, logging.getLevelName(_level(new, args)),
                      new.logfile or "stderr")
-            _setup_logging(new, args)
+            try:
+                _setup_logging(new, args)
+            except OSError as exc:  # LogfileError included; the old handlers stay
+                log.error("reload failed, keeping the running config: logfile %s: %s", new.logfile,
+                          exc if isinstance(exc, logsetup.LogfileError) else exc.strerror or exc)
+                return None
             for warning in new.warnings:
                 log.warning("%s", warning)
             if observer is not None and server is not None:

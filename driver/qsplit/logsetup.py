@@ -16,6 +16,7 @@ error message, say) can hold a newline, and must not forge a line.
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -94,6 +95,58 @@ def _marked(text: str) -> str:
     return "\n".join("| " + escape_controls(line) for line in text.split("\n"))
 
 
+class LogfileError(OSError):
+    """The logfile's name is a symbolic link the driver will not follow."""
+
+
+def open_logfile(path: str) -> int:
+    """Open *path* to append, creating it, and return the descriptor.
+
+    A new log file is not world-readable (0640 before the umask): its lines
+    carry event data; an existing file keeps the mode it has.
+
+    A symbolic link at the name is followed only when it belongs to this
+    user or root, the rule fs.protected_symlinks applies in sticky
+    directories, applied here in every directory: a link another local
+    user planted (in a shared log directory) would have the driver append
+    to any file it may write.  After opening through such a link, the name
+    must still lead to the file opened (a link swapped meanwhile is
+    refused too).  Raises LogfileError for a refused link, OSError for
+    what the system refuses."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o640)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    link = os.lstat(path)
+    if link.st_uid not in (0, os.geteuid()):
+        raise LogfileError(
+            f"logfile {path} is a symbolic link owned by uid {link.st_uid}, neither this user nor root: not "
+            "followed (another user could point it at any file the driver may write); replace it with the "
+            "file itself or with a link of your own")
+    fd = os.open(path, flags, 0o640)
+    try:
+        opened, now = os.fstat(fd), os.stat(path)
+        relinked = os.lstat(path)
+    except OSError:
+        os.close(fd)
+        raise
+    if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino) or \
+            (relinked.st_dev, relinked.st_ino) != (link.st_dev, link.st_ino):
+        os.close(fd)
+        raise LogfileError(f"logfile {path}: the symbolic link changed while it was opened; not followed")
+    return fd
+
+
+def check_logfile(path: Path) -> None:
+    """Make sure *path* can be opened as the log file (creating it and its
+    directory), before anything is detached or logged there; raises
+    LogfileError or OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(open_logfile(str(path)))
+
+
 class RotatingWatchedFileHandler(logging.handlers.RotatingFileHandler):
     """Size-based rotation plus WatchedFileHandler's check: when the path no
     longer names the open file (moved or deleted by logrotate), reopen it."""
@@ -103,10 +156,7 @@ class RotatingWatchedFileHandler(logging.handlers.RotatingFileHandler):
         self._ident = self._stat_ident()
 
     def _open(self):
-        # a new log file is not world-readable (0640 before the umask): its
-        # lines carry event data; an existing file keeps the mode it has
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+        return open(open_logfile(self.baseFilename), "a", encoding=self.encoding, errors=self.errors)
 
     def _stat_ident(self) -> tuple[int, int] | None:
         try:
