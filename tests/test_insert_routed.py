@@ -69,8 +69,14 @@ def test_insert_routed_maps_several_values_to_one_queue(cluster):
             # one queue, so its rows come from two stretches, with y between
             _stage(cur, sorted(rows, key=lambda r: (r[1], r[0])))
             cur.execute(
-                "select queue_name, n_events from qsplit._insert_routed('ev_extra1', %s, %s)",
-                (["x", "z", "y"], ["merged", "merged", "alone"]),
+                # each value's stretch of staged rows, as qsplit._route_plan finds them
+                "select i.queue_name, i.n_events"
+                "  from (select array_agg(first_row order by n) f, array_agg(last_row order by n) l"
+                "          from (select min(ctid) first_row, max(ctid) last_row,"
+                "                       array_position(%s, ev_extra1) n"
+                "                  from pg_temp.qsplit_staging group by ev_extra1) g) r,"
+                "       qsplit._insert_routed('ev_extra1', %s, %s, r.f, r.l) i",
+                (["x", "z", "y"], ["x", "z", "y"], ["merged", "merged", "alone"]),
             )
             assert cur.fetchall() == [("alone", 100), ("merged", 200)]
             conn.commit()

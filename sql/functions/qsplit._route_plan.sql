@@ -11,7 +11,9 @@ create or replace function qsplit._route_plan(
     out queue_name      text,
     out n_events        bigint,
     out action          text,
-    out reason          text)
+    out reason          text,
+    out first_row       tid,
+    out last_row        tid)
 returns setof record as $$
 -- ----------------------------------------------------------------------
 -- Function: qsplit._route_plan(8)
@@ -64,7 +66,9 @@ returns setof record as $$
 --      reason (NULL for insert; else unknown_queue | null_queue |
 --      insert_disabled | default_queue_missing | default_queue_disabled |
 --      cannot_create_disabled | invalid_queue_name | create_not_allowed |
---      create_limit)
+--      create_limit), first_row and last_row (the value's first and last
+--      staged row by ctid: qsplit._insert_routed reads only that stretch,
+--      so the staged batch is scanned once for both)
 --
 -- Calls:
 --      qsplit._route_column(1), qsplit._route_target(2)
@@ -84,11 +88,13 @@ declare
 begin
     return query execute format(
         'with v as ('
-        '    select s.%I as route_value, pg_catalog.count(*) as n'
+        '    select s.%1$I as route_value, pg_catalog.count(*) as n,'
+        '           pg_catalog.min(s.ctid) as first_row, pg_catalog.max(s.ctid) as last_row'
         '      from pg_temp.qsplit_staging s group by 1'
         -- materialized: one _route_target call per value, not one per reference
         '), w as materialized ('
-        '    select v.route_value, v.n, qsplit._route_target($1, v.route_value) as wanted'
+        '    select v.route_value, v.n, v.first_row, v.last_row,'
+        '           qsplit._route_target($1, v.route_value) as wanted'
         '      from v'
         '), st0 as ('
         '    select w.*,'
@@ -118,7 +124,7 @@ begin
         '                     then ''create_limit'' end as refusal'
         '      from cand c'
         '), st as ('
-        '    select st0.route_value, st0.n, st0.wanted,'
+        '    select st0.route_value, st0.n, st0.first_row, st0.last_row, st0.wanted,'
         '           coalesce(rf.refusal, st0.problem) as problem,'
         '           case when st0.policy = ''create'''
         '                 and (rf.refusal is not null or st0.problem = ''invalid_queue_name'') then $8'
@@ -142,7 +148,8 @@ begin
         '            else ''error'' end,'
         '       case when st.policy = ''default'' and st.problem is not null then coalesce(dq.problem, st.problem)'
         '            when st.policy = ''create'' and st.problem = ''insert_disabled'' then ''cannot_create_disabled'''
-        '            else st.problem end'
+        '            else st.problem end,'
+        '       st.first_row, st.last_row'
         '  from st cross join dq',
         v_col)
         using i_consumer, i_on_unknown, i_on_null, i_default_queue,

@@ -96,7 +96,7 @@ returns setof record as $$
 --      qsplit._check_staging(2), qsplit._claim_position(6),
 --      qsplit._route_plan(8), qsplit._raise_route_error(7),
 --      pgq.create_queue(1), qsplit._insert_dead_letters(6),
---      qsplit._insert_routed(4), qsplit._result_action(1),
+--      qsplit._insert_routed(5), qsplit._result_action(1),
 --      qsplit._record_batch_stats(5)
 --
 -- Tables directly manipulated:
@@ -111,6 +111,8 @@ declare
     v_counts    bigint[];
     v_actions   text[];
     v_reasons   text[];
+    v_firsts    tid[];
+    v_lasts     tid[];
     v_queue     text;
 begin
     v_col := qsplit._check_queue_field(i_consumer, i_batch_id, i_queue_field);
@@ -130,8 +132,9 @@ begin
     -- in arrays, not a temp table: the caller could have made one of its own)
     select coalesce(array_agg(p.route_value), '{}'), coalesce(array_agg(p.queue_name), '{}'),
            coalesce(array_agg(p.n_events), '{}'), coalesce(array_agg(p.action), '{}'),
-           coalesce(array_agg(p.reason), '{}')
-      into v_values, v_queues, v_counts, v_actions, v_reasons
+           coalesce(array_agg(p.reason), '{}'), coalesce(array_agg(p.first_row), '{}'),
+           coalesce(array_agg(p.last_row), '{}')
+      into v_values, v_queues, v_counts, v_actions, v_reasons, v_firsts, v_lasts
       from qsplit._route_plan(i_consumer, i_queue_field, i_on_unknown, i_on_null, i_default_queue,
                               i_create_limit, i_create_pattern, i_create_fallback) p;
 
@@ -169,12 +172,12 @@ begin
           where p.action = 'dead_letter';
     end if;
 
-    -- every queue's events in one INSERT, in ev_id order
-    perform qsplit._insert_routed(v_col,
-                coalesce(array_agg(p.route_value) filter (where p.route_value is not null), '{}'),
-                coalesce(array_agg(p.queue_name) filter (where p.route_value is not null), '{}'),
-                min(p.queue_name) filter (where p.route_value is null))
-       from unnest(v_values, v_queues, v_actions) p(route_value, queue_name, action)
+    -- every queue's events in one INSERT, in ev_id order, each reading
+    -- only the stretches of staged rows the plan found for its values
+    perform qsplit._insert_routed(v_col, coalesce(array_agg(p.route_value), '{}'),
+                                  coalesce(array_agg(p.queue_name), '{}'),
+                                  coalesce(array_agg(p.first_row), '{}'), coalesce(array_agg(p.last_row), '{}'))
+       from unnest(v_values, v_queues, v_actions, v_firsts, v_lasts) p(route_value, queue_name, action, first_row, last_row)
       where p.action in ('insert', 'create');
 
     -- what was done, in result words: counted for the status views in this
