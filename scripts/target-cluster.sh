@@ -10,11 +10,12 @@
 #   PGVER                  major version  (default: the newest installed)
 # pgq must be installed for that version (scripts/prepare-machine.sh).
 set -euo pipefail
-# Only the port goes to stdout (fd 3): everything else, including what
-# pg_ctlcluster and createuser print ("Removed stale pid file." after an
-# unclean stop), goes to stderr, so `port=$(scripts/target-cluster.sh)` holds
-# a number and nothing else.
-exec 3>&1 1>&2
+# Only the port goes to stdout: every command whose output is not wanted
+# writes to stderr (pg_ctlcluster prints "Removed stale pid file." after an
+# unclean stop), so `port=$(scripts/target-cluster.sh)` holds a number and
+# nothing else.  (Not `exec 1>&2` with the port on a saved descriptor: the
+# postmaster would inherit that descriptor, and $(...) would wait for the
+# server to exit.)
 
 PGVER=${PGVER:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}
 NAME=${QSPLIT_TARGET_CLUSTER:-target}
@@ -45,13 +46,13 @@ if [ "$actual" != "$PORT" ]; then
 fi
 if ! pg_isready -q -h 127.0.0.1 -p "$PORT"; then
     echo "target-cluster: starting cluster $PGVER/$NAME" >&2
-    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" "$NAME" start
+    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" "$NAME" start >&2
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$PORT" && break; sleep 1; done
 fi
 
 ME=${PGUSER:-$(id -un)}
 if ! psql -X -q -h 127.0.0.1 -p "$PORT" -U "$ME" -d postgres -c 'select 1' >/dev/null 2>&1; then
     echo "target-cluster: creating superuser role $ME" >&2
-    as_root su postgres -c "createuser -p '$PORT' --superuser '$ME'"
+    as_root su postgres -c "createuser -p '$PORT' --superuser '$ME'" >&2
 fi
-echo "$PORT" >&3
+echo "$PORT"
