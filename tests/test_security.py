@@ -916,6 +916,52 @@ def test_logfile_link_of_another_user_is_not_followed(cluster, mode):
     assert victim.read_text() == "precious\n"
 
 
+@pytest.mark.parametrize("plant", ["link_chain", "dir_link", "foreign_file", "fifo", "hard_link"])
+def test_logfile_planted_by_another_user_is_never_written(cluster, plant):
+    """What another local user can leave at a logfile under a shared (1777)
+    directory before the driver starts: a link of theirs behind a link of
+    ours, a link to a directory on the way, a file of theirs (readable by
+    them), a FIFO (which would block the driver), a hard link to another
+    file.  The driver refuses each one in one line, exit 3, and writes
+    nothing anywhere it leads."""
+    nobody = pwd.getpwnam("nobody").pw_uid
+    shared = cluster.workdir / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = cluster.workdir / "victim"
+    victim.write_text("precious\n")
+    victim_dir = cluster.workdir / "victimdir"
+    victim_dir.mkdir()
+    sub = shared / "sub"
+    if plant == "dir_link":
+        sub.symlink_to(victim_dir)
+        os.lchown(sub, nobody, -1)
+    else:
+        sub.mkdir()
+    logfile = sub / "q.log"
+    if plant == "link_chain":
+        theirs = shared / "theirs"
+        theirs.symlink_to(victim)
+        os.lchown(theirs, nobody, -1)
+        logfile.symlink_to(theirs)  # ours, pointing at theirs
+    elif plant == "foreign_file":
+        logfile.write_text("")
+        os.chown(logfile, nobody, -1)
+        logfile.chmod(0o666)
+    elif plant == "fifo":
+        os.mkfifo(logfile)
+    elif plant == "hard_link":
+        os.link(victim, logfile)
+    ini = cluster.write_ini(logfile=str(logfile))
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    run = cluster.run_driver("--once", str(ini), timeout=60)
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    assert "logfile" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert victim.read_text() == "precious\n" and list(victim_dir.iterdir()) == []
+    if plant == "foreign_file":
+        assert logfile.read_text() == ""
+
+
 def test_logfile_link_of_the_drivers_own_user_is_followed(cluster):
     """A DBA's own link (the driver's user or root) still works, as it did:
     an existing deployment with a linked log file runs unchanged."""

@@ -83,9 +83,9 @@ EXIT STATUS
          switch failed, or a database could not be reached; or another
          driver is already running with this pid file (as the original)
     2    usage or configuration error
-    3    pid file or log file trouble: it cannot be written, or is a
-         symbolic link the driver does not follow (one another user owns),
-         or a management switch was refused because the driver is running
+    3    pid file or log file trouble: it cannot be written, or leads
+         where the driver does not write (another user's link or file), or
+         a management switch was refused because the driver is running
     130  stopped at once by a second SIGINT
 
     Without --once, database errors never end the driver: the error is logged
@@ -94,8 +94,9 @@ EXIT STATUS
 FILES
     logfile  the log (rotated by log_size/log_count; logrotate may move or
              copy-truncate it); a foreground run writes to stderr as well.
-             A symbolic link at its name is followed only when this user or
-             root owns it.
+             Every symbolic link on the way must belong to this user or
+             root, and the file must be a regular file of theirs with no
+             other hard link; anything else is refused (exit 3).
              Each batch logs the original's stats line, {{count: N,
              duration: D, idle: I}}, and qsplit's own line (batch id,
              ticks, lag, per-queue counts); {{idle: N}} after
@@ -321,7 +322,12 @@ def _run(cfg: Config, args: argparse.Namespace, overrides: dict[str, str], failp
         if cfg.logfile is None:
             log.warning("daemon mode without logfile: the log is discarded")
         pidfile.daemonize()
-    _setup_logging(cfg, args)
+    try:
+        _setup_logging(cfg, args)
+    except OSError as exc:  # the log file changed since check_logfile
+        log.error("logfile %s: %s", cfg.logfile,
+                  exc if isinstance(exc, logsetup.LogfileError) else exc.strerror or exc)
+        return EXIT_LOCAL_FILE
     held: pidfile.PidFile | None = None
     if cfg.pidfile is not None:
         try:

@@ -16,10 +16,10 @@ error message, say) can hold a newline, and must not forge a line.
 
 from __future__ import annotations
 
-import errno
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,56 @@ def _marked(text: str) -> str:
 
 
 class LogfileError(OSError):
-    """The logfile's name is a symbolic link the driver will not follow."""
+    """The logfile's name leads somewhere the driver will not write."""
+
+
+# links followed in one path at most (the kernel's own limit is 40)
+_MAX_LINKS = 40
+
+
+def _trusted(uid: int) -> bool:
+    return uid in (0, os.geteuid())
+
+
+def _resolve(path: str) -> str:
+    """*path* made absolute with every symbolic link in it (of a directory
+    or of the file) replaced by what it points to, one link at a time.  A
+    link is followed only when this user or root owns it — the rule
+    fs.protected_symlinks applies in sticky directories, applied here in
+    every directory: a link another local user planted (in a shared log
+    directory) would have the driver write wherever it points.  Components
+    that do not exist yet are kept as they are."""
+    resolved = "/"
+    pending = os.path.abspath(path).split("/")
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, name)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            return os.path.join(candidate, *[p for p in pending if p])
+        if not stat.S_ISLNK(st.st_mode):
+            resolved = candidate
+            continue
+        if not _trusted(st.st_uid):
+            raise LogfileError(
+                f"logfile {path}: {candidate} is a symbolic link owned by uid {st.st_uid}, neither this user nor "
+                "root: not followed (another user could point it at any file the driver may write); replace it "
+                "with the file or directory itself, or with a link of your own")
+        links += 1
+        if links > _MAX_LINKS:
+            raise LogfileError(f"logfile {path}: more than {_MAX_LINKS} symbolic links")
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = "/"
+        pending = target.split("/") + pending
+    return resolved
 
 
 def open_logfile(path: str) -> int:
@@ -105,45 +154,43 @@ def open_logfile(path: str) -> int:
     A new log file is not world-readable (0640 before the umask): its lines
     carry event data; an existing file keeps the mode it has.
 
-    A symbolic link at the name is followed only when it belongs to this
-    user or root, the rule fs.protected_symlinks applies in sticky
-    directories, applied here in every directory: a link another local
-    user planted (in a shared log directory) would have the driver append
-    to any file it may write.  After opening through such a link, the name
-    must still lead to the file opened (a link swapped meanwhile is
-    refused too).  Raises LogfileError for a refused link, OSError for
-    what the system refuses."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    Where the name leads is checked as fs.protected_symlinks and
+    fs.protected_regular would in a sticky directory, in every directory
+    (both are off on some hosts): every symbolic link on the way must
+    belong to this user or root (_resolve), and the file opened must be a
+    regular file of this user or root with no other hard link — not a FIFO
+    (which would block the driver), not a file another user made to read
+    the log.  After opening, the name must still lead to that file.
+    Raises LogfileError for what is refused, OSError for what the system
+    refuses."""
+    real = _resolve(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(real, flags, 0o640)
     try:
-        return os.open(path, flags | os.O_NOFOLLOW, 0o640)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-    link = os.lstat(path)
-    if link.st_uid not in (0, os.geteuid()):
-        raise LogfileError(
-            f"logfile {path} is a symbolic link owned by uid {link.st_uid}, neither this user nor root: not "
-            "followed (another user could point it at any file the driver may write); replace it with the "
-            "file itself or with a link of your own")
-    fd = os.open(path, flags, 0o640)
-    try:
-        opened, now = os.fstat(fd), os.stat(path)
-        relinked = os.lstat(path)
-    except OSError:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LogfileError(f"logfile {path} is not a regular file: not written")
+        if not _trusted(st.st_uid):
+            raise LogfileError(
+                f"logfile {path} belongs to uid {st.st_uid}, neither this user nor root: not written (another "
+                "user could read the log); remove it or give it to this user")
+        if st.st_nlink != 1:
+            raise LogfileError(f"logfile {path} has other hard links: not written (it could be another file)")
+        now = os.stat(path)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise LogfileError(f"logfile {path} changed while it was opened: not written")
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
         raise
-    if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino) or \
-            (relinked.st_dev, relinked.st_ino) != (link.st_dev, link.st_ino):
-        os.close(fd)
-        raise LogfileError(f"logfile {path}: the symbolic link changed while it was opened; not followed")
     return fd
 
 
 def check_logfile(path: Path) -> None:
-    """Make sure *path* can be opened as the log file (creating it and its
-    directory), before anything is detached or logged there; raises
-    LogfileError or OSError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Make sure *path* can be opened as the log file (creating its
+    directory, the links on the way checked first, and the file), before
+    anything is detached or logged there; raises LogfileError or OSError."""
+    Path(_resolve(str(path))).parent.mkdir(parents=True, exist_ok=True)
     os.close(open_logfile(str(path)))
 
 
@@ -232,7 +279,7 @@ def setup(*, logfile: Path | None, log_size: int, log_count: int, level: int,
     Called again on reload: the old handlers are closed and replaced."""
     handlers: list[logging.Handler] = []
     if logfile is not None:
-        logfile.parent.mkdir(parents=True, exist_ok=True)
+        check_logfile(logfile)
         handler: logging.Handler = RotatingWatchedFileHandler(logfile, log_size, log_count)
         handler.setFormatter(LineFormatter(formats.file, formats.file_date))
         handlers.append(handler)
