@@ -45,8 +45,13 @@ sql-script: venv
 demo: prereqs venv
 	@scripts/demo.sh
 
+# a run killed midway leaves its template databases behind (named with
+# QSPLIT_TEST_DB_PREFIX, qsplit_test by default): the next run drops them
+# first instead of failing every test on DuplicateDatabase
+PYTEST_DB_ARGS = --postgresql-drop-test-database
+
 test: prereqs venv
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_DB_ARGS) $(PYTEST_ARGS)
 
 # the tests marked `matrix` on every supported major but the local server's,
 # then mixed source/target majors; servers from scripts/pg-matrix.sh
@@ -59,7 +64,7 @@ test-matrix: prereqs venv
 # 5433 unless set); the restart test restarts one server at a time
 FAULT_TESTS ?= tests/test_faults.py tests/test_read_ahead.py
 test-two-servers: prereqs venv
-	port=$$(scripts/target-cluster.sh) && QSPLIT_TEST_TARGET_PORT=$$port $(BIN)/pytest $(PYTEST_ARGS) $(FAULT_TESTS)
+	port=$$(scripts/target-cluster.sh) && QSPLIT_TEST_TARGET_PORT=$$port $(BIN)/pytest $(PYTEST_DB_ARGS) $(PYTEST_ARGS) $(FAULT_TESTS)
 
 # not part of make test: a few minutes of load; creates and drops its own
 # databases (qsplit_bench_src/_dst unless BENCH_ARGS names others), on the
