@@ -310,6 +310,18 @@ class Cluster:
     def dst(self, autocommit: bool = True) -> psycopg2.extensions.connection:
         return self.connect(self.dst_dsn, autocommit)
 
+    def lock_event_tables(self, queues) -> psycopg2.extensions.connection:
+        """A target connection holding SHARE locks on the current event
+        table of each of *queues* until it rolls back: an apply_batch that
+        inserts there waits."""
+        conn = self.dst(autocommit=False)
+        with conn.cursor() as cur:
+            for q in queues:
+                cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                            " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
+                cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
+        return conn
+
     def close(self) -> None:
         for conn in self.opened:
             conn.close()

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from psycopg2 import sql
 
 from helpers import Cluster, Driver, kill_quietly, process_alive, wait_for, wait_for_lock_wait
 
@@ -109,13 +108,7 @@ def test_table_filter_changed_by_reload_applies_from_the_next_batch(cluster, rea
         _events(cluster, "public.b", 3, tag=tag)
         cluster.tick()
     # batch 1's apply waits on the target queues' event tables
-    lock = cluster.dst()
-    lock.autocommit = False
-    with lock.cursor() as cur:
-        for q in ("public.a", "public.b"):
-            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
-            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
+    lock = cluster.lock_event_tables(("public.a", "public.b"))
     driver = Driver(cluster, str(ini))
     try:
         wait_for_lock_wait(cluster)

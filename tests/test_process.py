@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from psycopg2 import sql
 
 from helpers import (EXAMPLE_JOB, Driver, assert_exactly_once, driver_backends, example_ini, home_env, kill_quietly,
                      open_batches, process_alive, produce, setup_source, wait_for, wait_for_lock_wait)
@@ -125,13 +124,7 @@ def _locked_batch(cluster, n_events: int = 50):
     ini = setup_source(cluster, cluster.write_ini(loop_delay="0.05"), ["a", "b"])
     cluster.dst_exec("select qsplit.reset_position('test_splitter')")
     produce(cluster, ["a", "b"], per_batch=n_events, batches=1)
-    lock = cluster.dst()
-    lock.autocommit = False
-    with lock.cursor() as cur:
-        for q in ("a", "b"):
-            cur.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                        " where c.oid = pgq.current_event_table(%s)::regclass", (q,))
-            cur.execute(sql.SQL("lock table {} in share mode").format(sql.Identifier(*cur.fetchone())))
+    lock = cluster.lock_event_tables(("a", "b"))
     return ini, lock
 
 
