@@ -23,6 +23,7 @@ from phases import PhaseTimer
 from qsplit.config import load
 from qsplit.source import Batch, Source
 from qsplit.splitter import Splitter
+from qsplit.stream import copy_binary
 from qsplit.target import Target
 from workload import (
     Server,
@@ -240,6 +241,7 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
         reset_target_queues(ctx.dst, ctx.dst_db, names)
         register_consumer_at(ctx.src, ctx.src_db, queue, consumer)
         source, target = Source(src, queue.name, consumer), Target(dst)
+        binary = copy_binary(src.server_version, dst.server_version)  # as the driver chooses
         target.prepare()
         target.commit()
         staged: list[tuple[Batch, bytes]] = []
@@ -250,7 +252,7 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
                 if batch is None:
                     break
                 sink = io.BytesIO()
-                source.copy_out(batch, sink)
+                source.copy_out(batch, sink, binary=binary)
                 source.finish_batch(batch.batch_id)
                 source.commit()
                 staged.append((batch, sink.getvalue()))
@@ -258,7 +260,7 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
         with _timed(ctx, out, "qsplit_target", queue.n_events):
             for batch, data in staged:
                 started = time.perf_counter()
-                target.copy_in(io.BytesIO(data))
+                target.copy_in(io.BytesIO(data), binary)
                 staging += time.perf_counter() - started
                 target.apply_batch(consumer, batch, "extra1")
                 target.commit()

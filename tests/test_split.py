@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import REPO as REPO_ROOT, assert_exactly_once, produce, setup_source
+from helpers import REPO as REPO_ROOT, assert_exactly_once, produce, queue_event_table, setup_source
 
 # also run on every other supported PostgreSQL major, and with source and
 # target on the oldest and the newest (make test-matrix)
@@ -158,6 +158,42 @@ def test_odd_data_arrives_byte_exact(cluster):
     assert_exactly_once(cluster, ["odd", "tab\tqueue"])
     got = cluster.target_events("odd")
     assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
+
+
+def test_copy_format_follows_the_majors_and_keeps_every_field_exact(cluster):
+    """Batches are COPied in binary when source and target run the same
+    major, in text when they do not (the mixed pairs of make test-matrix);
+    either way the log says which, and times (microseconds, the ends of the
+    range, infinity), NULLs and text arrive exactly."""
+    majors = [cluster.src_exec("select current_setting('server_version_num')::int / 10000")[0][0],
+              cluster.dst_exec("select current_setting('server_version_num')::int / 10000")[0][0]]
+    cluster.src_exec("select pgq.create_queue('singlequeue')")
+    cluster.dst_exec("select pgq.create_queue('t')")
+    ini = cluster.write_ini()
+    assert cluster.run_driver("--once", str(ini)).returncode == 0
+    times = ["2026-11-30 12:34:56.789012+00", "1999-12-31 23:59:59.999999+00", "4713-01-01 00:00:00+00 BC",
+             "294276-12-31 23:59:59.999999+00", "infinity", "-infinity", "2000-01-01 00:00:00+00"]
+    for i, when in enumerate(times):
+        cluster.src_exec(
+            "select pgq.insert_event_raw('singlequeue', null, %s::timestamptz, null, %s, %s, %s, 't', %s, null, %s)",
+            (when, i or None, f"type{i}", f"data {i}\t\\N", None if i % 2 else "x2", "ü" * i))
+    cluster.tick()
+    result = cluster.run_driver("--once", str(ini))
+    assert result.returncode == 0, result.stderr + cluster.log_text()
+    log = cluster.log_text()
+    if majors[0] == majors[1]:
+        assert f"COPY format: binary (source and target both PostgreSQL {majors[0]})" in log
+    else:
+        assert (f"COPY format: text (source PostgreSQL {majors[0]}, target PostgreSQL {majors[1]}: "
+                "binary needs the same major)") in log
+    # (not assert_exactly_once: Python's datetime cannot hold these times)
+    # ev_time as seconds since the epoch: exact to the microsecond, and the
+    # same text whatever TimeZone each server has
+    fields = "extract(epoch from ev_time)::text, ev_type, ev_data, ev_extra2, ev_extra3, ev_extra4"
+    sent = cluster.src_exec(f"select {fields} from {queue_event_table(cluster.src_dsn, 'singlequeue')} order by ev_id")
+    got = cluster.dst_exec(f"select {fields} from {queue_event_table(cluster.dst_dsn, 't')} order by ev_id")
+    assert len(sent) == len(times)
+    assert got == sent
 
 
 def test_seed_example_ini_with_dsns_adjusted(usecase, tmp_path):

@@ -32,6 +32,11 @@ STAGED_COLUMNS = (
     "ev_id", "ev_time", "ev_txid", "ev_retry", "ev_type", "ev_data",
     "ev_extra1", "ev_extra2", "ev_extra3", "ev_extra4",
 )
+# their types in the target's staging table (qsplit.prepare_staging): the
+# source's columns are cast to them, so that a binary COPY out of any pgq
+# event table reads back into staging (a cast to the column's own type
+# costs nothing)
+STAGED_TYPES = ("int8", "timestamptz", "int8", "int4", "text", "text", "text", "text", "text", "text")
 
 # a transaction-level advisory lock per source queue and consumer, taken by
 # Source.next_batch until the caller commits; needs no privilege.  pgq.next_batch_custom
@@ -120,10 +125,12 @@ class Source:
         return Batch(*row)
 
     def copy_out(self, batch: Batch, sink, queue_field: str = "extra1",
-                 table_filter: Sequence[str] | None = None) -> None:
-        """Write the batch's events as COPY text into *sink* (a file-like with
-        write()), columns STAGED_COLUMNS.  The transaction stays open; the
-        same one finishes the batch (finish_batch, then commit()).
+                 table_filter: Sequence[str] | None = None, binary: bool = False) -> None:
+        """Write the batch's events as COPY data into *sink* (a file-like with
+        write()), columns STAGED_COLUMNS of types STAGED_TYPES, in COPY's
+        binary format when *binary* (see stream.copy_binary), else text.
+        The transaction stays open; the same one finishes the batch
+        (finish_batch, then commit()).
 
         With *table_filter* (the ini's table_filter, schema-qualified names),
         only events whose ev_extra1 is one of the names are written; the
@@ -156,11 +163,13 @@ class Source:
                     sql.SQL(", ").join(sql.Literal(t) for t in table_filter))
             # batch_sql is pgq's own query text for this batch (no event data
             # in it); its closing "order by 1" gives way to ours
-            query = sql.SQL("copy (select {} from ({}) b{} order by {}) to stdout").format(
-                sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in STAGED_COLUMNS),
+            query = sql.SQL("copy (select {} from ({}) b{} order by {}) to stdout{}").format(
+                sql.SQL(", ").join(sql.SQL("b.{}::pg_catalog.{}").format(sql.Identifier(c), sql.Identifier(t))
+                                   for c, t in zip(STAGED_COLUMNS, STAGED_TYPES)),
                 sql.SQL(batch_sql.removesuffix(" order by 1")),
                 where,
                 sql.SQL(", ").join(order),
+                sql.SQL(" (format binary)" if binary else ""),
             )
             cur.copy_expert(query, sink)
 

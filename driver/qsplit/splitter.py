@@ -32,7 +32,7 @@ from .metrics import Observer
 from .readahead import OutOfStep, Pipeline, ReadAheadSource, Staged
 from .source import Batch, Source
 from .statslog import StatsLine
-from .stream import CopyPipe, StreamError, pump
+from .stream import CopyPipe, StreamError, copy_binary, describe_copy_format, pump
 from .target import QueueResult, RoutePolicies, Target
 
 log = logging.getLogger("qsplit")
@@ -125,6 +125,9 @@ class Splitter:
         # read_ahead: the second target session and the loop that uses both
         self.target2: Target | None = None
         self.pipeline: Pipeline | None = None
+        # COPY the batches in binary (source and target on the same major)
+        self.copy_binary = False
+        self._copy_format: str | None = None  # logged when it changes
         self.connected_at = 0.0
         self._pgq_ext_checked = False  # the consumer-name check runs on the first connection only
         self.log_statements = False  # -vv: every statement at DEBUG
@@ -148,6 +151,7 @@ class Splitter:
         self.target = Target(opened[1])
         self.target2 = Target(opened[2]) if cfg.read_ahead else None
         self.connected_at = time.monotonic()
+        self._choose_copy_format(opened[0].server_version, opened[1].server_version)
         self.target.prepare()
         self.target.commit()
         if self.target2 is not None:
@@ -230,6 +234,16 @@ class Splitter:
             if side is not None and not side.conn.closed:
                 side.conn.close()
         self.source = self.target = self.target2 = None
+
+    def _choose_copy_format(self, source_version: int, target_version: int) -> None:
+        """Binary COPY when both servers run the same major, else text (see
+        stream.py); said in the log at the first connect and whenever a
+        reconnect finds it changed (a server upgraded meanwhile)."""
+        self.copy_binary = copy_binary(source_version, target_version)
+        described = describe_copy_format(source_version, target_version)
+        if described != self._copy_format:
+            log.info("COPY format: %s", described)
+            self._copy_format = described
 
     # one batch -------------------------------------------------------------
     def process_batch(self) -> BatchStats | None:
@@ -315,7 +329,9 @@ class Splitter:
         ini's queue_field and table_filter alike."""
         assert self.source is not None
         source, cfg = self.source, self.config
-        return pump(lambda sink: source.copy_out(batch, sink, cfg.queue_field, cfg.table_filter), target.copy_in, pipe)
+        binary = self.copy_binary
+        return pump(lambda sink: source.copy_out(batch, sink, cfg.queue_field, cfg.table_filter, binary),
+                    lambda stream: target.copy_in(stream, binary), pipe)
 
     # the steps of read_ahead's pipeline (readahead.Pipeline orders them) ---
     def _stream_into(self, batch: Batch, target: Target) -> int:

@@ -43,11 +43,13 @@ class Target:
         with self.conn.cursor() as cur:
             cur.execute("select qsplit.prepare_staging()")
 
-    def copy_in(self, stream) -> int:
-        """Load COPY text from *stream* (a file-like with read()) into staging,
-        inside the open transaction.  Returns the number of rows."""
+    def copy_in(self, stream, binary: bool = False) -> int:
+        """Load COPY data from *stream* (a file-like with read()) into
+        staging, inside the open transaction: COPY's binary format when
+        *binary*, else text (as Source.copy_out wrote it).  Returns the
+        number of rows."""
         with self.conn.cursor() as cur:
-            cur.copy_expert(COPY_IN, stream, size=COPY_READ_SIZE)
+            cur.copy_expert(COPY_IN + (" (format binary)" if binary else ""), stream, size=COPY_READ_SIZE)
             return cur.rowcount
 
     def apply_batch(self, consumer_name: str, batch: Batch, queue_field: str,
