@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv prereqs install-sql sql-script demo test test-matrix test-two-servers bench soak clean
+.PHONY: help venv prereqs install-sql sql-script demo test test-matrix test-two-servers bench bench-profile soak clean
 
 help:
 	@echo "make demo                    split the USECASE stream end to end on the local server"
@@ -19,6 +19,7 @@ help:
 	@echo "make sql-script [FROM=rev]   write the offline install (or upgrade-from-rev) SQL file"
 	@echo "                             for a DBA to apply with psql (OUT=file or dir/, default build/sql/)"
 	@echo "make bench                   qsplit next to the COPY limit and the original, one and two servers (BENCH_ARGS=--help)"
+	@echo "make bench-profile           where the target's time goes: qsplit's target half next to L's COPY (PROFILE_ARGS=--help)"
 	@echo "make venv                    build .venv with qsplit and its test dependencies"
 
 venv: $(STAMP)
@@ -73,6 +74,12 @@ test-two-servers: prereqs venv
 BENCH_PLOT ?= docs/benchmark.png
 bench: prereqs venv
 	$(BIN)/python bench/bench.py --plot $(BENCH_PLOT) $(BENCH_ARGS)
+
+# one backend each: qsplit's staging COPY + apply_batch next to L's COPY into
+# one event table, on the same events (CPU, WAL, bytes written; perf and
+# strace when the machine has them); scratch databases qsplit_profile_*
+bench-profile: prereqs venv
+	$(BIN)/python bench/profile.py $(PROFILE_ARGS)
 
 # not part of `make test` (which runs a 20 s version of each mode): SOAK_SECONDS=300 by default,
 # SOAK_READ_AHEAD=1 by default (the overlapping loop; 0: the sequential one)

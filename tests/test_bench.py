@@ -69,3 +69,33 @@ def test_bench_quick_runs_every_measurement(tmp_path):
             assert cur.fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_bench_profile_moves_every_event_through_both_writers():
+    """make bench-profile's program: L's COPY and qsplit's target half each
+    write every event once (it checks the target counts itself), and the
+    table shows the WAL and CPU of each.  perf and strace are left out here:
+    they are optional and slow the run."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "profile.py"), "--events", "3000", "--batch-size", "1000",
+         "--no-perf", "--no-strace",
+         "--server", f"host={PG_HOST} port={PG_PORT} user={PG_USER}",
+         "--src-db", f"{PREFIX}_profile_src", "--dst-db", f"{PREFIX}_profile_dst"],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| L ", "| qsplit "))]
+    assert len(rows) == 2, done.stdout
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "3,000", row           # every event arrived, once
+        assert float(cells[5]) > 0, row            # WAL bytes per event
+    assert "of which apply_batch + commit" in done.stdout
+    # the scratch databases are gone
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from pg_database where datname like %s", (f"{PREFIX}_profile_%",))
+            assert cur.fetchone()[0] == 0
+    finally:
+        conn.close()
