@@ -210,6 +210,11 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
     the commit), through the driver's own Source and Target classes.  The
     COPY text goes through this process's memory between the halves.
 
+    Then the target half once more as read-ahead overlaps it (the next
+    batch's COPY into a second session while one is applied), from the
+    batches in memory: qsplit's pace when the source half runs on cores of
+    its own, as with a source server of its own.
+
     What the figures bound (report.summarize works the bounds out against
     the L run of the same round): a run takes at least its slowest part,
     so qsplit / L cannot pass L's time / max(qsplit's source half, its
@@ -266,6 +271,33 @@ def halves(ctx: Context, queue: SourceQueue, consumer: str) -> dict:
                 target.commit()
         out["qsplit_target_staging_seconds"] = staging
         out["qsplit_target_apply_seconds"] = out["qsplit_target_seconds"] - staging
+        _check_arrived(ctx, queue.n_events, names)
+
+        # the target half as read-ahead runs it (batch N+1 COPied into a
+        # second session's staging while N is applied), the batches coming
+        # from memory: what qsplit does when the source half runs on cores
+        # of its own (a source server of its own; the driver's relaying is
+        # left out too)
+        reset_target_queues(ctx.dst, ctx.dst_db, names)
+        second = psycopg2.connect(ctx.dst_dsn)
+        try:
+            sessions = (target, Target(second))
+            sessions[1].prepare()
+            sessions[1].commit()
+            with _timed(ctx, out, "qsplit_target_pipelined", queue.n_events):
+                sessions[0].copy_in(io.BytesIO(staged[0][1]), binary)
+                for i, (batch, _) in enumerate(staged):
+                    ahead = None
+                    if i + 1 < len(staged):
+                        ahead = threading.Thread(target=sessions[(i + 1) % 2].copy_in,
+                                                 args=(io.BytesIO(staged[i + 1][1]), binary))
+                        ahead.start()
+                    sessions[i % 2].apply_batch(consumer + "_p", batch, "extra1")
+                    sessions[i % 2].commit()
+                    if ahead is not None:
+                        ahead.join()
+        finally:
+            second.close()
         del staged
         _check_arrived(ctx, queue.n_events, names)
     finally:

@@ -47,7 +47,7 @@ def test_bench_quick_runs_every_measurement(tmp_path):
         # each half of L and of qsplit alone, on the same events
         halves = runs[f"halves_{bs}"][0]
         assert halves["events"] == n and halves["batches"] == -(-n // bs)
-        for half in ("limit_out", "limit_in", "qsplit_source", "qsplit_target"):
+        for half in ("limit_out", "limit_in", "qsplit_source", "qsplit_target", "qsplit_target_pipelined"):
             assert halves[f"{half}_seconds"] > 0 and halves[f"{half}_cpu_us_per_event"] >= 0, (half, halves)
     assert "| servers | events/batch | L out (COPY TO) |" in done.stdout
     rows = doc["summary"]["modes"]["one"]["by_batch_size"]
@@ -55,6 +55,8 @@ def test_bench_quick_runs_every_measurement(tmp_path):
     assert all(r["qsplit_x_limit"] > 0 and r["qsplit_x_original"] > 0 for r in rows)
     # the bounds of qsplit / L, worked out against the L of the same round
     assert all(r["bound_parts"] > 0 and r["bound_cpu"] > 0 for r in rows), rows
+    # and qsplit's target half pipelined alone (the source half elsewhere)
+    assert all(r["target_alone_x_limit"] > 0 for r in rows), rows
     assert runs["big_batch"][0]["events"] == sizes["big"]
     assert 5 < runs["big_batch"][0]["peak_rss_mib"] < 1024
     latency = runs["latency"][0]
