@@ -126,10 +126,12 @@ def test_big_payloads_all_null_and_control_chars_byte_exact(cluster):
     assert c.target_events("ctl" + ctl) == [src[3][1:]]
 
 
-def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source, copy_format):
+    """In both COPY formats (auto is binary here: one major)."""
     c = ascii_source
     c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini()
+    ini = c.write_ini(copy_format=copy_format)
     setup_source(c, ini)
     c.src_exec("select pgq.insert_event('singlequeue', 't', 'fine', 'a', NULL, NULL, NULL)")
     # 0xff is never valid UTF8; a SQL_ASCII database stores it as it is
@@ -158,8 +160,8 @@ def test_sql_ascii_source_with_bytes_invalid_in_utf8(ascii_source):
     assert [ev[2] for ev in c.target_events("a")] == ["fine", "AB", "also fine"]
 
 
-@pytest.mark.parametrize("read_ahead", ["0", "1"])
-def test_batch_before_one_with_invalid_bytes_is_reported_and_finished(ascii_source, read_ahead):
+@pytest.mark.parametrize("read_ahead,copy_format", [("0", "auto"), ("1", "auto"), ("1", "text")])
+def test_batch_before_one_with_invalid_bytes_is_reported_and_finished(ascii_source, read_ahead, copy_format):
     """The batch before one the target cannot take is applied and reported
     like any other: its line, the original's stats line ({count: ...}), the
     source consumer moved past it; then the error, exit 1.  In both loops
@@ -168,7 +170,7 @@ def test_batch_before_one_with_invalid_bytes_is_reported_and_finished(ascii_sour
     behind the target)."""
     c = ascii_source
     c.dst_exec("select pgq.create_queue('a')")
-    ini = c.write_ini(read_ahead=read_ahead)
+    ini = c.write_ini(read_ahead=read_ahead, copy_format=copy_format)
     setup_source(c, ini)
     c.src_exec("select pgq.insert_event('singlequeue', 't', 'fine', 'a', NULL, NULL, NULL)")
     c.tick()

@@ -144,10 +144,12 @@ def test_crash_after_target_commit_with_batch_collect_moves_the_consumer_up(clus
 
 
 # lost connections, restarts, several drivers ---------------------------------------------
-def test_terminated_connections_with_read_ahead_complete_exactly_once(cluster):
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_terminated_connections_with_read_ahead_complete_exactly_once(cluster, copy_format):
+    """In both COPY formats (auto is binary here: one major)."""
     seed = random.SystemRandom().randrange(10**6)
     rng = random.Random(seed)
-    ini = _start(cluster)
+    ini = _start(cluster, copy_format=copy_format)
     driver = Driver(cluster, str(ini))
     produced = 0
     try:

@@ -131,11 +131,13 @@ def test_position_mismatch_raises_qs001_and_applies_nothing(cluster):
     assert cluster.dst_exec("select last_tick_id from qsplit.consumer") == [(999,)]
 
 
-def test_odd_data_arrives_byte_exact(cluster):
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_odd_data_arrives_byte_exact(cluster, copy_format):
+    """In both COPY formats (auto: binary on one major, text across majors)."""
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     for q in ("odd", "tab\tqueue"):
         cluster.dst_exec("select pgq.create_queue(%s)", (q,))
-    ini = cluster.write_ini()
+    ini = cluster.write_ini(copy_format=copy_format)
     assert cluster.run_driver("--once", str(ini)).returncode == 0
     values = [
         ("tab\there", "line\nbreak\r\nwin", "back\\slash\\N", "quo'te \"dq\"", "\\.", "ünïcödé 日本 🎉"),
@@ -160,16 +162,18 @@ def test_odd_data_arrives_byte_exact(cluster):
     assert [(r[1], r[2], r[4], r[5], r[6]) for r in got] == [tuple(v[:5]) for v in values]
 
 
-def test_copy_format_follows_the_majors_and_keeps_every_field_exact(cluster):
-    """Batches are COPied in binary when source and target run the same
-    major, in text when they do not (the mixed pairs of make test-matrix);
-    either way the log says which, and times (microseconds, the ends of the
-    range, infinity), NULLs and text arrive exactly."""
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_copy_format_follows_the_majors_and_keeps_every_field_exact(cluster, copy_format):
+    """copy_format = auto: batches are COPied in binary when source and
+    target run the same major, in text when they do not (the mixed pairs of
+    make test-matrix); copy_format = text: always text.  Either way the log
+    says which, and times (microseconds, the ends of the range, infinity),
+    NULLs and text arrive exactly."""
     majors = [cluster.src_exec("select current_setting('server_version_num')::int / 10000")[0][0],
               cluster.dst_exec("select current_setting('server_version_num')::int / 10000")[0][0]]
     cluster.src_exec("select pgq.create_queue('singlequeue')")
     cluster.dst_exec("select pgq.create_queue('t')")
-    ini = cluster.write_ini()
+    ini = cluster.write_ini(copy_format=copy_format)
     assert cluster.run_driver("--once", str(ini)).returncode == 0
     times = ["2026-11-30 12:34:56.789012+00", "1999-12-31 23:59:59.999999+00", "4713-01-01 00:00:00+00 BC",
              "294276-12-31 23:59:59.999999+00", "infinity", "-infinity", "2000-01-01 00:00:00+00"]
@@ -181,7 +185,9 @@ def test_copy_format_follows_the_majors_and_keeps_every_field_exact(cluster):
     result = cluster.run_driver("--once", str(ini))
     assert result.returncode == 0, result.stderr + cluster.log_text()
     log = cluster.log_text()
-    if majors[0] == majors[1]:
+    if copy_format == "text":
+        assert "COPY format: text (copy_format = text)" in log and "COPY format: binary" not in log
+    elif majors[0] == majors[1]:
         assert f"COPY format: binary (source and target both PostgreSQL {majors[0]})" in log
     else:
         assert (f"COPY format: text (source PostgreSQL {majors[0]}, target PostgreSQL {majors[1]}: "

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import psycopg2.extensions
+import pytest
 from psycopg2 import sql
 
 from helpers import install_qsplit, run_sql, scratch_db, wait_for
@@ -44,12 +45,15 @@ def apply_batch_calls(dsn: str) -> int:
     return rows[0][0] if rows else 0
 
 
-def test_target_refusing_the_copy_is_reported_with_its_sqlstate_and_nothing_is_applied(cluster):
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_target_refusing_the_copy_is_reported_with_its_sqlstate_and_nothing_is_applied(cluster, copy_format):
+    """In both COPY formats (auto is binary here: one major)."""
     c = cluster
     c.src_exec("select pgq.create_queue('singlequeue')")
     with latin1_target(c) as target:
         dbname = psycopg2.extensions.parse_dsn(target)["dbname"]
-        ini = c.write_ini(dst_db=psycopg2.extensions.make_dsn(c.driver_dst_dsn, dbname=dbname))
+        ini = c.write_ini(dst_db=psycopg2.extensions.make_dsn(c.driver_dst_dsn, dbname=dbname),
+                          copy_format=copy_format)
         first = c.run_driver("--once", str(ini))  # registers the consumer
         assert first.returncode == 0, first.stderr + c.log_text()
 

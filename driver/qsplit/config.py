@@ -165,6 +165,10 @@ KEYS: tuple[Key, ...] = (
         "target applies batch N. Registers a second consumer, <pgq_consumer_id>.read_ahead, on the source "
         "queue; the real consumer then only moves to ticks the target has committed (docs/read-ahead.md). "
         "Turned off again, the driver unregisters the read-ahead consumer."),
+    Key("copy_format", "choice", "auto",
+        "Format of the COPY that carries each batch from the source to the target: auto (binary when both "
+        "servers run the same PostgreSQL major, less CPU on both; text otherwise) or text (always).",
+        choices=("auto", "text")),
     Key("logfile", "path", None, "Log file; without it the log goes to stderr. Safe under logrotate "
         "(copytruncate or move).", sample="~/log/%(job_name)s.log"),
     Key("log_size", "size", 10 * 1024 * 1024,
@@ -260,6 +264,7 @@ class Config:
     pgq_batch_collect_interval: str | None
     pgq_keep_lag: str | None
     read_ahead: bool
+    copy_format: str
     logfile: Path | None
     log_size: int
     log_count: int

@@ -45,7 +45,7 @@ NAMED_MAX = 20  # queue names listed per action in a batch's stats line
 RECONNECT_KEYS = (
     "src_db", "dst_db", "pgq_queue_name", "pgq_consumer_id", "connect_timeout", "keepalive_idle",
     "keepalive_interval", "keepalive_count", "pgq_batch_collect_events", "pgq_batch_collect_interval",
-    "pgq_keep_lag", "job_name", "read_ahead",
+    "pgq_keep_lag", "job_name", "read_ahead", "copy_format",
 )
 # config keys a batch is read (streamed) under: a change on reload makes
 # read_ahead's pipeline read its next batch again
@@ -151,7 +151,7 @@ class Splitter:
         self.target = Target(opened[1])
         self.target2 = Target(opened[2]) if cfg.read_ahead else None
         self.connected_at = time.monotonic()
-        self._choose_copy_format(opened[0].server_version, opened[1].server_version)
+        self._choose_copy_format(cfg.copy_format, opened[0].server_version, opened[1].server_version)
         self.target.prepare()
         self.target.commit()
         if self.target2 is not None:
@@ -235,12 +235,14 @@ class Splitter:
                 side.conn.close()
         self.source = self.target = self.target2 = None
 
-    def _choose_copy_format(self, source_version: int, target_version: int) -> None:
-        """Binary COPY when both servers run the same major, else text (see
-        stream.py); said in the log at the first connect and whenever a
-        reconnect finds it changed (a server upgraded meanwhile)."""
-        self.copy_binary = copy_binary(source_version, target_version)
-        described = describe_copy_format(source_version, target_version)
+    def _choose_copy_format(self, setting: str, source_version: int, target_version: int) -> None:
+        """The ini's copy_format: auto = binary COPY when both servers run
+        the same major, else text (see stream.py); text = always text.  Said
+        in the log at the first connect and whenever a reconnect finds it
+        changed (a server upgraded meanwhile, a reload)."""
+        self.copy_binary = setting == "auto" and copy_binary(source_version, target_version)
+        described = (describe_copy_format(source_version, target_version) if setting == "auto"
+                     else "text (copy_format = text)")
         if described != self._copy_format:
             log.info("COPY format: %s", described)
             self._copy_format = described
