@@ -13,7 +13,8 @@ time by one backend alone:
   qsplit.apply_batch and the commit, as the driver's loop does.
 
 For each, per event: wall time, the backend's CPU (user and kernel, from
-/proc), the WAL it wrote (pg_current_wal_lsn before and after); with
+/proc), the WAL written meanwhile (pg_current_wal_insert_lsn before and
+after: the whole server's, so run it on an otherwise idle server); with
 ``perf`` on the machine, the share of the backend's samples in the kernel
 and its top functions; with ``strace``, the bytes the backend wrote, by
 file kind (WAL, event tables, staging), in a pass of its own (strace
@@ -21,7 +22,8 @@ slows the backend down, so that pass is not timed).  Both tools are
 optional: without one, its columns say so.
 
 Counts (WAL bytes, bytes written) repeat from run to run; times do not:
-compare ratios within one run.
+compare ratios within one run.  The server must run on this machine (the
+backend's CPU is read from /proc, perf and strace attach to it).
 """
 
 from __future__ import annotations
@@ -199,12 +201,14 @@ class Profile:
             lsn0 = _one_value(conn, "select pg_current_wal_insert_lsn()")
             user0, kernel0 = _cpu(pid)
             started = time.perf_counter()
-            side.events = write(conn, pid)
+            write(conn, pid)
             elapsed = time.perf_counter() - started
             user1, kernel1 = _cpu(pid)
             wal = _one_value(conn, "select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (lsn0,))
             if attached is not None:
                 attached.stop()
+            # counted after the clock stopped: every event arrived, once
+            side.events = target_count(self.server, self.args.dst_db, write.names)
             if tool == "strace":
                 side.written = _strace_bytes(out)
                 side.traced = True
@@ -227,15 +231,15 @@ def limit_writer(server: Server, dst_db: str, batches: list[tuple[Batch, bytes]]
     def prepare(conn) -> None:
         reset_target_queues(server, dst_db, names)
 
-    def write(conn, pid: int) -> int:
+    def write(conn, pid: int) -> None:
         table = _one_value(conn, "select pgq.current_event_table('bench.limit')")
         with conn.cursor() as cur:
             for data in texts:
                 cur.copy_expert(f"copy {table} ({EVENT_COLUMNS}) from stdin", io.BytesIO(data))
                 conn.commit()
-        return target_count(server, dst_db, names)
 
     write.prepare = prepare  # type: ignore[attr-defined]
+    write.names = names  # type: ignore[attr-defined]
     return write, texts
 
 
@@ -248,7 +252,7 @@ def qsplit_writer(server: Server, dst_db: str, batches: list[tuple[Batch, bytes]
         target.prepare()
         target.commit()
 
-    def write(conn, pid: int) -> int:
+    def write(conn, pid: int) -> None:
         target = Target(conn)
         wall = cpu = 0.0
         for batch, data in batches:
@@ -259,9 +263,9 @@ def qsplit_writer(server: Server, dst_db: str, batches: list[tuple[Batch, bytes]
             wall += time.perf_counter() - started
             cpu += sum(_cpu(pid)) - used
         write.apply = (wall, cpu)  # type: ignore[attr-defined]
-        return target_count(server, dst_db, names)
 
     write.prepare = prepare  # type: ignore[attr-defined]
+    write.names = names  # type: ignore[attr-defined]
     return write
 
 
@@ -321,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     server = Server(args.server)
+    if server.postmaster_pid() is None:
+        raise SystemExit(f"bench-profile: the server {args.server!r} is not on this machine (its data directory "
+                         "is not readable here): the profile reads its backends' CPU from /proc")
     made: list[tuple[Server, str]] = []
     try:
         setup_databases(server, args.src_db, [(server, args.dst_db)], made)
