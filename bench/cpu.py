@@ -49,6 +49,15 @@ def server_seconds(postmaster: int) -> float | None:
     return total / _TICK
 
 
+def process_seconds(pid: int) -> tuple[float, float]:
+    """(user, kernel) CPU seconds used so far by one live process (a
+    backend, for bench/profile.py)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(f"no /proc/{pid}/stat: process {pid} is not on this machine or has ended")
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
 def own_seconds() -> float:
     """CPU seconds of this process and its waited-for children (psql, the
     driver run as a child)."""

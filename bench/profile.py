@@ -44,6 +44,7 @@ from pathlib import Path
 
 import psycopg2
 
+from cpu import process_seconds
 from qsplit.source import Batch, Source
 from qsplit.stream import copy_binary
 from qsplit.target import Target
@@ -59,7 +60,6 @@ from workload import (
 
 log = logging.getLogger("bench")
 EVENT_COLUMNS = "ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4"
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -79,13 +79,6 @@ class Side:
     # COPY into staging), wall and backend CPU seconds
     apply_seconds: float | None = None
     apply_cpu_s: float | None = None
-
-
-def _cpu(pid: int) -> tuple[float, float]:
-    """(user, kernel) CPU seconds of a local backend."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2:].split()
-    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
 def _one_value(conn, query: str, args=None):
@@ -199,11 +192,11 @@ class Profile:
                 attached = _Tool([self.strace, "-q", "-y", "-e", "trace=write,pwrite64,pwritev,pwritev2",
                                   "-p", str(pid), "-o", str(out)])
             lsn0 = _one_value(conn, "select pg_current_wal_insert_lsn()")
-            user0, kernel0 = _cpu(pid)
+            user0, kernel0 = process_seconds(pid)
             started = time.perf_counter()
             write(conn, pid)
             elapsed = time.perf_counter() - started
-            user1, kernel1 = _cpu(pid)
+            user1, kernel1 = process_seconds(pid)
             wal = _one_value(conn, "select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (lsn0,))
             if attached is not None:
                 attached.stop()
@@ -257,11 +250,11 @@ def qsplit_writer(server: Server, dst_db: str, batches: list[tuple[Batch, bytes]
         wall = cpu = 0.0
         for batch, data in batches:
             target.copy_in(io.BytesIO(data), binary)
-            started, used = time.perf_counter(), sum(_cpu(pid))
+            started, used = time.perf_counter(), sum(process_seconds(pid))
             target.apply_batch(consumer, batch, "extra1")
             target.commit()
             wall += time.perf_counter() - started
-            cpu += sum(_cpu(pid)) - used
+            cpu += sum(process_seconds(pid)) - used
         write.apply = (wall, cpu)  # type: ignore[attr-defined]
 
     write.prepare = prepare  # type: ignore[attr-defined]
